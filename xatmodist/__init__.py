@@ -1,0 +1,61 @@
+"""xatmodist: self-supervised learned distances (AtmoDist) for atmospheric fields.
+
+Importing the package registers the ``.atmodist`` accessor on
+:class:`xarray.DataArray` and :class:`xarray.Dataset`.
+"""
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+try:
+    __version__ = _version("xatmodist")
+except PackageNotFoundError:  # pragma: no cover - source tree without install
+    __version__ = "0+unknown"
+
+from . import datasets, derive
+from .accessor import _register
+from .derive import vorticity_divergence
+from .distance import distance, embed
+from .errors import (
+    ChunkError,
+    GridError,
+    InputError,
+    ModelError,
+    ModelNotFoundError,
+    OutOfDistributionWarning,
+    UnitsError,
+    VariableNotFoundError,
+    WeightsError,
+    XatmodistError,
+)
+from .lag import lag_curve, predict_lag
+from .options import get_options, set_options
+from .zoo import Model, list_models, load_model
+
+_register()
+
+__all__ = [
+    "__version__",
+    "ChunkError",
+    "GridError",
+    "InputError",
+    "Model",
+    "ModelError",
+    "ModelNotFoundError",
+    "OutOfDistributionWarning",
+    "UnitsError",
+    "VariableNotFoundError",
+    "WeightsError",
+    "XatmodistError",
+    "datasets",
+    "derive",
+    "distance",
+    "embed",
+    "get_options",
+    "lag_curve",
+    "list_models",
+    "load_model",
+    "predict_lag",
+    "set_options",
+    "vorticity_divergence",
+]

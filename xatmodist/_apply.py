@@ -1,0 +1,143 @@
+"""The lazy plumbing: the one place where xarray meets dask and the kernels.
+
+``prepare`` turns a user's Dataset/DataArray into a (..., variable, lat, lon)
+DataArray checked against the model card; ``apply`` maps a kernel from
+:mod:`xatmodist._kernels` over the non-spatial dims with
+``xr.apply_ufunc(dask="parallelized")``: one task per chunk, nothing computed
+until asked, the model referenced by path (loaded once per process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from . import _validate as v
+from ._kernels import Tiling, make_tiling
+from .errors import GridError
+from .options import get_options
+from .zoo import Model, load_model
+
+__all__ = ["Prepared", "prepare", "apply", "tile_centres", "provenance"]
+
+
+@dataclass
+class Prepared:
+    """An input ready for a kernel."""
+
+    da: xr.DataArray
+    lat: Hashable
+    lon: Hashable
+    model: Model
+    tiling: Tiling
+    wrap: bool
+
+
+def prepare(
+    obj: xr.Dataset | xr.DataArray,
+    model: str | Model | None = None,
+    variables: Mapping | Sequence | None = None,
+    spatial_dims: Sequence[Hashable] | None = None,
+    channel_dim: Hashable | None = None,
+    *,
+    stacklevel: int = 4,
+) -> Prepared:
+    """Resolve variables and dims, validate, and stack channels."""
+    m = load_model(model)
+    card = m.card
+    if m.path is None:
+        from .errors import ModelError
+
+        raise ModelError("The model has no folder; save it with model.save(path) first.")
+    da = v.to_channels(obj, card["variables"], variables, channel_dim)
+    lat, lon = v.spatial_dims(da, spatial_dims)
+    da = da.transpose(..., v.CHANNEL, lat, lon)
+    v.check_core_chunks(da, [lat, lon])
+    if da.chunks is not None:
+        da = da.chunk({v.CHANNEL: -1})  # our own stacking dim, never the user's
+    patch = int(card["patch_size"])
+    nlat, nlon = da.sizes[lat], da.sizes[lon]
+    wrap = v.is_global(da, lon)
+    if nlat < patch or (nlon < patch and not wrap) or nlon < patch:
+        raise GridError(
+            f"The field is {nlat} x {nlon} ({lat!r} x {lon!r}) but model {card['name']!r} "
+            f"works on patches of {patch} x {patch}. Use a larger domain (at least "
+            f"{patch} points along each spatial dim) or a model with smaller patches."
+        )
+    dlat, dlon = v.grid_spacing(da, lat, lon)
+    v.check_grid(card, dlat, dlon, stacklevel=stacklevel)
+    return Prepared(da, lat, lon, m, make_tiling(nlat, nlon, patch, wrap), wrap)
+
+
+def apply(
+    kernel: Callable,
+    inputs: Sequence[Prepared],
+    *,
+    out_core_dims: Sequence[Hashable],
+    output_sizes: Mapping[Hashable, int],
+    dtype=np.float32,
+    **kwargs,
+) -> xr.DataArray:
+    """Map ``kernel`` over all but the (variable, lat, lon) core dims, lazily for dask."""
+    p0 = inputs[0]
+    core = [v.CHANNEL, p0.lat, p0.lon]
+    opts = get_options()
+    kwargs = {
+        "model": str(p0.model.path),
+        "tiling": p0.tiling,
+        "batch": opts["batch_size"],
+        "threads": opts["torch_threads"],
+        **kwargs,
+    }
+    arrays = [p.da for p in inputs]
+    n_out = len(out_core_dims)
+    return xr.apply_ufunc(
+        kernel,
+        *arrays,
+        input_core_dims=[core] * len(arrays),
+        output_core_dims=[list(out_core_dims)],
+        exclude_dims=set(core),
+        kwargs=kwargs,
+        dask="parallelized",
+        dask_gufunc_kwargs={
+            "output_sizes": dict(output_sizes),
+            "meta": np.empty((0,) * (max(a.ndim for a in arrays) - 3 + n_out), dtype=dtype),
+        },
+        keep_attrs=False,
+    )
+
+
+def tile_centres(p: Prepared) -> dict[Hashable, xr.DataArray]:
+    """Latitude/longitude of the centres of the tiling's patches (``lat``/``lon`` dims)."""
+    t = p.tiling
+    half = (t.patch - 1) / 2
+    out = {}
+    for dim, starts, name in ((p.lat, t.rows, "lat"), (p.lon, t.cols, "lon")):
+        if dim in p.da.coords:
+            c = np.asarray(p.da[dim].values, dtype=np.float64)
+            step = c[1] - c[0] if c.size > 1 else 0.0
+            vals = np.array([c[0] + (s + half) * step for s in starts])
+            if dim == p.lon and p.wrap:
+                vals = np.mod(vals, 360.0)
+            attrs = dict(p.da[dim].attrs)
+        else:
+            vals = np.array([s + half for s in starts])
+            attrs = {"long_name": f"centre index along {dim}"}
+        out[f"patch_{name}"] = xr.DataArray(vals, dims=f"patch_{name}", attrs=attrs)
+    return out
+
+
+def provenance(m: Model, **extra) -> dict:
+    """Attributes that say which model produced a result."""
+    attrs = {
+        "xatmodist_model": m.name,
+        "xatmodist_model_sha256": m.sha256 or "",
+    }
+    from . import __version__
+
+    attrs["xatmodist_version"] = __version__
+    attrs.update({k: str(val) for k, val in extra.items()})
+    return attrs

@@ -1,0 +1,217 @@
+"""Array kernels: numpy blocks in, numpy blocks out; torch inside.
+
+These never see xarray.  Each takes arrays shaped (..., C, H, W) (the leading
+dims are whatever dask hands over), the model *reference* (a name or path,
+resolved through the per-process cache of :func:`xatmodist.zoo.load_model`,
+so no network is pickled into the task graph), and the tiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .zoo import load_model
+
+__all__ = ["Tiling", "make_tiling", "distance_kernel", "embed_kernel", "lag_kernel"]
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Top-left rows and columns of the patches that cover a field."""
+
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+    patch: int
+    nlon: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.cols)
+
+
+def _starts(n: int, patch: int, wrap: bool) -> tuple[int, ...]:
+    k = -(-n // patch)  # ceil
+    if wrap:
+        # equally spaced around the circle; the last patch wraps past the seam
+        return tuple(int(round(i * n / k)) for i in range(k))
+    if k == 1:
+        return (0,)
+    return tuple(int(round(x)) for x in np.linspace(0, n - patch, k))
+
+
+def make_tiling(nlat: int, nlon: int, patch: int, wrap: bool) -> Tiling:
+    """Patches covering an ``nlat x nlon`` grid (longitude wraps if ``wrap``)."""
+    return Tiling(_starts(nlat, patch, False), _starts(nlon, patch, wrap), patch, nlon)
+
+
+def _tiles(x: np.ndarray, t: Tiling) -> np.ndarray:
+    """(N, C, H, W) -> (N * ny * nx, C, P, P)."""
+    p = t.patch
+    r = np.asarray(t.rows)[:, None] + np.arange(p)  # (ny, P)
+    c = (np.asarray(t.cols)[:, None] + np.arange(p)) % t.nlon  # (nx, P)
+    out = x[:, :, r[:, None, :, None], c[None, :, None, :]]  # (N, C, ny, nx, P, P)
+    out = out.transpose(0, 2, 3, 1, 4, 5)
+    return np.ascontiguousarray(out).reshape(-1, x.shape[1], p, p)
+
+
+def _prepare(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    lead = x.shape[:-3]
+    flat = x.reshape((-1,) + x.shape[-3:]).astype(np.float32, copy=False)
+    bad = ~np.isfinite(flat).all(axis=(1, 2, 3))
+    if bad.any():
+        flat = np.where(np.isfinite(flat), flat, 0.0).astype(np.float32)
+    return flat, bad, lead
+
+
+def _run(fn, tiles_list, batch: int, threads: int | None):
+    import torch
+
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    n = len(tiles_list[0])
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, n, batch):
+            ts = [torch.from_numpy(t[i : i + batch]) for t in tiles_list]
+            outs.append(fn(*ts).numpy())
+    if not outs:
+        return None
+    return np.concatenate(outs)
+
+
+def distance_kernel(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    model: str,
+    tiling: Tiling,
+    spatial: bool,
+    metric: str = "learned",
+    batch: int = 256,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Distance per field (..., ) or per patch (..., ny, nx) if ``spatial``."""
+    a, b = np.broadcast_arrays(a, b)
+    net = load_model(model).module
+    fa, bad_a, lead = _prepare(a)
+    fb, bad_b, _ = _prepare(b)
+    ny, nx = tiling.shape
+    n = fa.shape[0]
+    if n == 0:
+        return np.zeros(lead + ((ny, nx) if spatial else ()), dtype=np.float32)
+    ta, tb = _tiles(fa, tiling), _tiles(fb, tiling)
+    if metric == "learned":
+        d = _run(net.distance, [ta, tb], batch, threads)
+    elif metric == "l2":
+        d = _run(
+            lambda x, y: (net.normaliser(x) - net.normaliser(y)).pow(2).mean(dim=(1, 2, 3)),
+            [ta, tb],
+            batch,
+            threads,
+        )
+    else:  # pragma: no cover - validated by the caller
+        raise ValueError(metric)
+    d = d.reshape(n, ny, nx).astype(np.float32)
+    d[bad_a | bad_b] = np.nan
+    if not spatial:
+        d = d.mean(axis=(1, 2))
+        return d.reshape(lead)
+    return d.reshape(lead + (ny, nx))
+
+
+def embed_kernel(
+    a: np.ndarray,
+    *,
+    model: str,
+    tiling: Tiling,
+    pool: str,
+    batch: int = 256,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Features: (..., F) for pool='mean', (..., ny, nx, F) for 'tile', feature grid for 'none'."""
+    net = load_model(model).module
+    fa, bad, lead = _prepare(a)
+    ny, nx = tiling.shape
+    nf = net.encoder.out_channels
+    r = net.encoder.reduction
+    g = tiling.patch // r
+    n = fa.shape[0]
+    if pool == "mean":
+        fn = lambda x: net.features(x).mean(dim=(2, 3))  # noqa: E731
+        shape = (nf,)
+    elif pool == "tile":
+        fn = lambda x: net.features(x).mean(dim=(2, 3))  # noqa: E731
+        shape = (ny, nx, nf)
+    else:
+        fn = net.features
+        shape = (ny * g, nx * g, nf)
+    if n == 0:
+        return np.zeros(lead + shape, dtype=np.float32)
+    f = _run(fn, [_tiles(fa, tiling)], batch, threads).astype(np.float32)
+    if pool == "mean":
+        f = f.reshape(n, ny * nx, nf).mean(axis=1)
+    elif pool == "tile":
+        f = f.reshape(n, ny, nx, nf)
+    else:
+        f = (
+            f.reshape(n, ny, nx, nf, g, g)
+            .transpose(0, 1, 4, 2, 5, 3)
+            .reshape(n, ny * g, nx * g, nf)
+        )
+    f[bad] = np.nan
+    return f.reshape(lead + shape)
+
+
+def lag_kernel(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    model: str,
+    tiling: Tiling,
+    batch: int = 256,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Lag-class probabilities (..., K), averaged over the patches of each field."""
+    import torch
+
+    a, b = np.broadcast_arrays(a, b)
+    net = load_model(model).module
+    fa, bad_a, lead = _prepare(a)
+    fb, bad_b, _ = _prepare(b)
+    k = net.head[-1].out_features
+    n = fa.shape[0]
+    if n == 0:
+        return np.zeros(lead + (k,), dtype=np.float32)
+    p = _run(
+        lambda x, y: torch.softmax(net(x, y), dim=1),
+        [_tiles(fa, tiling), _tiles(fb, tiling)],
+        batch,
+        threads,
+    )
+    ny, nx = tiling.shape
+    p = p.reshape(n, ny * nx, k).mean(axis=1).astype(np.float32)
+    p[bad_a | bad_b] = np.nan
+    return p.reshape(lead + (k,))
+
+
+def normalise_kernel(
+    a: np.ndarray,
+    *,
+    model: str,
+    tiling: Tiling,
+    batch: int = 256,
+    threads: int | None = None,
+) -> np.ndarray:
+    """The model's input normalisation applied to whole fields (..., C, H, W)."""
+    import torch
+
+    net = load_model(model).module
+    fa, bad, lead = _prepare(a)
+    if fa.shape[0] == 0:
+        return np.zeros(a.shape, dtype=np.float32)
+    with torch.inference_mode():
+        z = net.normaliser(torch.from_numpy(fa)).numpy().astype(np.float32)
+    z[bad] = np.nan
+    return z.reshape(a.shape)

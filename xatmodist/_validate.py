@@ -1,0 +1,328 @@
+"""Shared input checks: variables, units, dims, grids, chunks, and their messages.
+
+Every function here raises an :mod:`xatmodist.errors` exception that says what
+was expected, what arrived and how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .errors import (
+    ChunkError,
+    GridError,
+    InputError,
+    OutOfDistributionWarning,
+    UnitsError,
+    VariableNotFoundError,
+)
+
+__all__ = [
+    "to_channels",
+    "resolve_variables",
+    "spatial_dims",
+    "time_dim",
+    "grid_spacing",
+    "is_global",
+    "check_core_chunks",
+    "check_grid",
+    "same_units",
+]
+
+CHANNEL = "variable"
+
+_LAT_NAMES = ("lat", "latitude", "y", "rlat", "nav_lat")
+_LON_NAMES = ("lon", "longitude", "x", "rlon", "nav_lon")
+
+
+def _cf_names(obj: xr.Dataset | xr.DataArray, key: str) -> list[Hashable]:
+    try:
+        import cf_xarray  # noqa: F401  (registers .cf)
+
+        found = obj.cf.coordinates.get(key, []) + obj.cf.axes.get(
+            {"latitude": "Y", "longitude": "X", "time": "T"}[key], []
+        )
+    except (ImportError, KeyError, AttributeError, ValueError):
+        found = []
+    return list(dict.fromkeys(found))
+
+
+def spatial_dims(
+    obj: xr.Dataset | xr.DataArray, spatial_dims: Sequence[Hashable] | None = None
+) -> tuple[Hashable, Hashable]:
+    """Find the (latitude, longitude) dimensions of ``obj``.
+
+    Uses ``spatial_dims`` if given, else CF attributes via cf-xarray
+    (standard_name, units, axis), else common names.
+    """
+    if spatial_dims is not None:
+        dims = tuple(spatial_dims)
+        if len(dims) != 2 or any(d not in obj.dims for d in dims):
+            raise InputError(
+                f"spatial_dims must name two dimensions of the input (latitude, longitude); "
+                f"got {dims!r}, the input has dims {tuple(obj.dims)!r}."
+            )
+        return dims[0], dims[1]
+    out = []
+    for key, names in (("latitude", _LAT_NAMES), ("longitude", _LON_NAMES)):
+        cands = [c for c in _cf_names(obj, key) if c in obj.dims]
+        if not cands:
+            cands = [d for d in obj.dims if str(d).lower() in names]
+        if not cands:
+            units = "degrees_north" if key == "latitude" else "degrees_east"
+            raise InputError(
+                f"Could not find the {key} dimension: none of dims {tuple(obj.dims)!r} has CF "
+                f"attributes (standard_name={key!r} or units {units!r}) "
+                f"or a usual name. Pass spatial_dims=('lat_dim', 'lon_dim')."
+            )
+        out.append(cands[0])
+    return out[0], out[1]
+
+
+def time_dim(obj: xr.Dataset | xr.DataArray, dim: Hashable | None = None) -> Hashable:
+    """The time dimension: ``dim`` if given, else CF time axis, else ``"time"``."""
+    if dim is not None:
+        if dim not in obj.dims:
+            raise InputError(
+                f"dim={dim!r} is not a dimension of the input; it has {tuple(obj.dims)!r}."
+            )
+        return dim
+    cands = [c for c in _cf_names(obj, "time") if c in obj.dims]
+    if cands:
+        return cands[0]
+    if "time" in obj.dims:
+        return "time"
+    raise InputError(
+        f"Could not find a time dimension among {tuple(obj.dims)!r}. Pass dim='your_time_dim'."
+    )
+
+
+_UNIT_ALIASES = {
+    "s-1": "s-1",
+    "s**-1": "s-1",
+    "s^-1": "s-1",
+    "1/s": "s-1",
+    "/s": "s-1",
+    "per second": "s-1",
+    "m": "m",
+    "meter": "m",
+    "meters": "m",
+    "metre": "m",
+    "metres": "m",
+    "gpm": "m",
+    "m2 s-2": "m2 s-2",
+    "m**2 s**-2": "m2 s-2",
+    "m^2 s^-2": "m2 s-2",
+    "m2/s2": "m2 s-2",
+    "k": "K",
+    "kelvin": "K",
+    "pa": "Pa",
+    "m s-1": "m s-1",
+    "m s**-1": "m s-1",
+    "m/s": "m s-1",
+}
+
+
+def _canonical_units(u: str) -> str:
+    key = re.sub(r"\s+", " ", str(u).strip())
+    return _UNIT_ALIASES.get(key.lower(), key)
+
+
+def same_units(a: str | None, b: str | None) -> bool:
+    """True if two CF unit strings mean the same (common spellings only)."""
+    if a is None or b is None:
+        return True
+    return _canonical_units(a) == _canonical_units(b)
+
+
+def resolve_variables(
+    ds: xr.Dataset,
+    wanted: Sequence[Mapping],
+    variables: Mapping[str, Hashable] | Sequence[Hashable] | None = None,
+    *,
+    check_units: bool = True,
+) -> list[Hashable]:
+    """Names in ``ds`` of the model variables ``wanted``, in the model's order.
+
+    Matching order: explicit ``variables`` (a mapping model-name -> dataset
+    name, or a list in the model's order), then CF ``standard_name``, then name.
+    """
+    if variables is not None and not isinstance(variables, Mapping):
+        variables = list(variables)
+        if len(variables) != len(wanted):
+            raise InputError(
+                f"variables= lists {len(variables)} names but the model takes "
+                f"{len(wanted)}: {[w['name'] for w in wanted]!r}."
+            )
+        variables = {w["name"]: v for w, v in zip(wanted, variables, strict=True)}
+    by_std: dict[str, list[Hashable]] = {}
+    for name, da in ds.data_vars.items():
+        sn = da.attrs.get("standard_name")
+        if sn:
+            by_std.setdefault(sn, []).append(name)
+    out = []
+    for w in wanted:
+        if variables is not None and w["name"] in variables:
+            name = variables[w["name"]]
+            if name not in ds.data_vars:
+                raise VariableNotFoundError(
+                    f"variables= maps {w['name']!r} to {name!r}, which is not in the dataset; "
+                    f"it has {list(ds.data_vars)!r}."
+                )
+        elif w.get("standard_name") in by_std:
+            name = by_std[w["standard_name"]][0]
+        elif w["name"] in ds.data_vars:
+            name = w["name"]
+        else:
+            raise VariableNotFoundError(
+                f"The model needs {w['name']!r} (standard_name={w.get('standard_name')!r}, "
+                f"units={w.get('units')!r}); the dataset has {list(ds.data_vars)!r}. "
+                f"Rename it, set its standard_name attribute, or pass "
+                f"variables={{{w['name']!r}: 'your_name'}}."
+            )
+        if check_units:
+            got = ds[name].attrs.get("units")
+            if got is not None and w.get("units") and not same_units(got, w["units"]):
+                raise UnitsError(
+                    f"Variable {name!r} has units {got!r} but the model expects "
+                    f"{w['units']!r} for {w['name']!r}. Convert it first "
+                    f"(e.g. with pint-xarray) and set attrs['units'] = {w['units']!r}."
+                )
+        out.append(name)
+    return out
+
+
+def to_channels(
+    obj: xr.Dataset | xr.DataArray,
+    wanted: Sequence[Mapping],
+    variables=None,
+    channel_dim: Hashable | None = None,
+) -> xr.DataArray:
+    """Stack the model's variables of ``obj`` along a ``variable`` dim (last non-core)."""
+    if isinstance(obj, xr.Dataset):
+        names = resolve_variables(obj, wanted, variables)
+        arrs = [obj[n].astype(np.float32, copy=False) for n in names]
+        for n, a in zip(names, arrs, strict=True):
+            if a.dims != arrs[0].dims:
+                raise InputError(
+                    f"Variables {names[0]!r} and {n!r} have different dims "
+                    f"({arrs[0].dims} vs {a.dims}); transpose or select to match."
+                )
+        da = xr.concat(arrs, dim=CHANNEL, coords="minimal", compat="override", join="exact")
+        return da.assign_coords({CHANNEL: [w["name"] for w in wanted]})
+    if not isinstance(obj, xr.DataArray):
+        raise InputError(
+            f"Expected an xarray DataArray or Dataset, got {type(obj).__name__}. "
+            "Wrap numpy arrays with xr.DataArray(..., dims=('time', 'lat', 'lon'))."
+        )
+    if channel_dim is None and CHANNEL in obj.dims:
+        channel_dim = CHANNEL
+    if channel_dim is not None:
+        if channel_dim not in obj.dims:
+            raise InputError(
+                f"channel_dim={channel_dim!r} is not a dim of the DataArray {tuple(obj.dims)!r}."
+            )
+        return to_channels(obj.to_dataset(dim=channel_dim), wanted, variables)
+    if len(wanted) == 1:
+        name = obj.name if obj.name is not None else wanted[0]["name"]
+        return to_channels(
+            obj.to_dataset(name=name), wanted, variables or {wanted[0]["name"]: name}
+        )
+    if obj.name is not None:
+        return to_channels(obj.to_dataset(), wanted, variables)
+    raise InputError(
+        f"The model takes {len(wanted)} variables {[w['name'] for w in wanted]!r} but got a "
+        "single unnamed DataArray without a channel dim. Pass a Dataset, or a DataArray with "
+        "a 'variable' dim (ds.to_dataarray('variable'))."
+    )
+
+
+def check_core_chunks(da: xr.DataArray, dims: Sequence[Hashable]) -> None:
+    """Raise ChunkError if any of ``dims`` spans more than one dask chunk."""
+    if da.chunks is None:
+        return
+    bad = {d: len(c) for d, c in zip(da.dims, da.chunks, strict=True) if d in dims and len(c) > 1}
+    if bad:
+        fix = ", ".join(f"{d!r}: -1" for d in dims)
+        raise ChunkError(
+            f"Dimensions {list(bad)} are split into {list(bad.values())} dask chunks, but each "
+            f"field must be one chunk over {list(dims)}. Rechunk first: "
+            f".chunk({{{fix}}}) (xatmodist does not rechunk silently)."
+        )
+
+
+def _spacing(coord: np.ndarray, name: Hashable) -> float:
+    if coord.ndim != 1 or coord.size < 2:
+        raise GridError(
+            f"Coordinate {name!r} must be 1-D with at least 2 points; got shape {coord.shape}."
+        )
+    d = np.diff(coord.astype(np.float64))
+    step = float(np.median(d))
+    if step == 0 or not np.allclose(d, step, rtol=1e-3, atol=1e-6):
+        raise GridError(
+            f"Coordinate {name!r} is not a regular, monotonic grid (steps from "
+            f"{d.min():.4g} to {d.max():.4g}). Regrid to a regular latitude/longitude grid first."
+        )
+    return abs(step)
+
+
+def grid_spacing(
+    da: xr.DataArray | xr.Dataset, lat: Hashable, lon: Hashable
+) -> tuple[float, float]:
+    """(dlat, dlon) in degrees; falls back to 1.0 where a dim has no coordinate."""
+    out = []
+    for d in (lat, lon):
+        out.append(_spacing(np.asarray(da[d].values), d) if d in da.coords else float("nan"))
+    return out[0], out[1]
+
+
+def is_global(da: xr.DataArray | xr.Dataset, lon: Hashable) -> bool:
+    """True if the longitude coordinate covers 360 degrees (wraps around)."""
+    if lon not in da.coords:
+        return False
+    x = np.asarray(da[lon].values, dtype=np.float64)
+    if x.size < 2:
+        return False
+    step = _spacing(x, lon)
+    return abs(step * x.size - 360.0) < 0.5 * step
+
+
+def check_grid(
+    card: Mapping, dlat: float, dlon: float, *, stacklevel: int = 3, tolerance: float = 0.25
+) -> None:
+    """Warn (OutOfDistributionWarning) if the spacing differs from the card's by > 25%."""
+    grid = card.get("grid", {})
+    for got, key in ((dlat, "dlat"), (dlon, "dlon")):
+        ref = grid.get(key)
+        if ref and np.isfinite(got) and abs(got - ref) > tolerance * ref:
+            warnings.warn(
+                f"Grid spacing {key}={got:.4g} deg differs from the {ref:.4g} deg that model "
+                f"{card.get('name')!r} was trained on by more than {tolerance:.0%}; results "
+                "are out of distribution. Regrid to the model's spacing or train a model for "
+                "this grid (xatmodist.train).",
+                OutOfDistributionWarning,
+                stacklevel=stacklevel,
+            )
+            return
+
+
+def check_same_grid(a: xr.DataArray, b: xr.DataArray, dims: Sequence[Hashable]) -> None:
+    """Raise GridError if ``a`` and ``b`` differ in size or coordinates along ``dims``."""
+    for d in dims:
+        if a.sizes.get(d) != b.sizes.get(d):
+            raise GridError(
+                f"The two inputs have different sizes along {d!r}: {a.sizes.get(d)} vs "
+                f"{b.sizes.get(d)}. Both must be on the same grid; regrid or select first."
+            )
+        if d in a.coords and d in b.coords:
+            ca, cb = np.asarray(a[d].values), np.asarray(b[d].values)
+            if ca.shape != cb.shape or not np.allclose(ca, cb, rtol=0, atol=1e-6):
+                raise GridError(
+                    f"The two inputs have different {d!r} coordinates "
+                    f"({ca[:3]}... vs {cb[:3]}...). Put both on the same grid first."
+                )

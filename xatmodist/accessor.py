@@ -1,0 +1,48 @@
+"""The ``.atmodist`` accessor on DataArray and Dataset.
+
+Thin by design: each method binds the object as the first argument of the
+public function of the same name and delegates; no maths and no state here
+(settings stored on an accessor are lost on the next operation).
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from .distance import distance, embed
+from .lag import lag_curve, predict_lag
+
+__all__ = ["AtmoDistAccessor"]
+
+
+class AtmoDistAccessor:
+    """AtmoDist methods on xarray objects: ``obj.atmodist.distance(other)`` etc."""
+
+    def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
+        self._obj = obj
+
+    def distance(self, other, **kwargs) -> xr.DataArray:
+        """Learned distance to ``other``; see :func:`xatmodist.distance`."""
+        return distance(self._obj, other, **kwargs)
+
+    def predict_lag(self, other=None, **kwargs) -> xr.DataArray:
+        """Lag prediction; see :func:`xatmodist.predict_lag`."""
+        return predict_lag(self._obj, other, **kwargs)
+
+    def embed(self, **kwargs) -> xr.DataArray:
+        """Encoder features; see :func:`xatmodist.embed`."""
+        return embed(self._obj, **kwargs)
+
+    def lag_curve(self, **kwargs) -> xr.Dataset:
+        """Distance against lag; see :func:`xatmodist.lag_curve`."""
+        return lag_curve(self._obj, **kwargs)
+
+
+def _register() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        # re-importing in the same process (e.g. importlib.reload) re-registers
+        warnings.simplefilter("ignore", xr.core.extensions.AccessorRegistrationWarning)
+        xr.register_dataarray_accessor("atmodist")(AtmoDistAccessor)
+        xr.register_dataset_accessor("atmodist")(AtmoDistAccessor)

@@ -1,0 +1,194 @@
+"""The AtmoDist Siamese network: normaliser, ResNet encoder, lag-classification head.
+
+Pure torch; nothing here knows about xarray.  Tensors are (batch, channel,
+height, width) with height = latitude and width = longitude.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Normaliser", "ResBlock", "Encoder", "AtmoDistNet"]
+
+
+class Normaliser(nn.Module):
+    """Per-channel z-score, optional ``sign * log1p(scale * |z|)``, z-score again.
+
+    The paper's transform for heavy-tailed vorticity and divergence.  All
+    statistics are persistent buffers, so they travel inside the weights file
+    and cannot drift apart from the network that was trained with them.
+
+    Parameters
+    ----------
+    channels : int
+        Number of input channels.
+    log_scale : float
+        ``scale`` in ``sign(z) * log1p(scale * |z|)``.
+    """
+
+    def __init__(self, channels: int, log_scale: float = 0.2) -> None:
+        super().__init__()
+        self.log_scale = float(log_scale)
+        self.register_buffer("mean_in", torch.zeros(channels))
+        self.register_buffer("std_in", torch.ones(channels))
+        self.register_buffer("log_mask", torch.zeros(channels))
+        self.register_buffer("mean_out", torch.zeros(channels))
+        self.register_buffer("std_out", torch.ones(channels))
+
+    def _first(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean_in.view(1, -1, 1, 1)) / self.std_in.view(1, -1, 1, 1)
+        logz = torch.sign(z) * torch.log1p(self.log_scale * z.abs())
+        mask = self.log_mask.view(1, -1, 1, 1) > 0.5
+        return torch.where(mask, logz, z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` of shape (B, C, H, W)."""
+        y = self._first(x)
+        return (y - self.mean_out.view(1, -1, 1, 1)) / self.std_out.view(1, -1, 1, 1)
+
+    @torch.no_grad()
+    def fit(
+        self, mean: torch.Tensor, std: torch.Tensor, sample: torch.Tensor, log: Sequence[bool]
+    ) -> None:
+        """Set the statistics from first-pass moments and a sample of fields.
+
+        Parameters
+        ----------
+        mean, std : Tensor
+            Per-channel mean and standard deviation of the raw data.
+        sample : Tensor
+            (N, C, H, W) fields used for the second-pass moments.
+        log : sequence of bool
+            Which channels get the log transform.
+        """
+        self.mean_in.copy_(mean)
+        self.std_in.copy_(std.clamp(min=1e-30))
+        self.log_mask.copy_(torch.as_tensor([float(b) for b in log]))
+        y = self._first(sample.to(self.mean_in.dtype))
+        self.mean_out.copy_(y.mean(dim=(0, 2, 3)))
+        self.std_out.copy_(y.std(dim=(0, 2, 3)).clamp(min=1e-12))
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and an identity (or 1x1) skip."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block."""
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + self.skip(x))
+
+
+class Encoder(nn.Module):
+    """ResNet trunk: a stem and one stage per width, each stage halving the grid.
+
+    Parameters
+    ----------
+    in_channels : int
+        Number of input variables.
+    widths : sequence of int
+        Channels of each stage; stage ``i > 0`` downsamples by 2.
+    blocks : int
+        Residual blocks per stage.
+    """
+
+    def __init__(self, in_channels: int, widths: Sequence[int] = (32, 64, 128), blocks: int = 1):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        stages = []
+        cin = widths[0]
+        for i, w in enumerate(widths):
+            layers = [ResBlock(cin, w, stride=1 if i == 0 else 2)]
+            layers += [ResBlock(w, w) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*layers))
+            cin = w
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = cin
+        self.reduction = 2 ** (len(widths) - 1)
+
+    def forward(self, x: torch.Tensor, layers: Sequence[int] | None = None):
+        """Return the last stage's features, or a list of the requested stages'."""
+        y = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            y = stage(y)
+            if layers is not None and i in layers:
+                outs.append(y)
+        return outs if layers is not None else y
+
+
+class AtmoDistNet(nn.Module):
+    """Siamese lag classifier; its encoder defines the AtmoDist distance.
+
+    Parameters
+    ----------
+    in_channels : int
+        Number of variables per field.
+    n_classes : int
+        Number of lag classes.
+    widths, blocks
+        Passed to :class:`Encoder`.
+    log_scale : float
+        Passed to :class:`Normaliser`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        widths: Sequence[int] = (32, 64, 128),
+        blocks: int = 1,
+        log_scale: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.normaliser = Normaliser(in_channels, log_scale)
+        self.encoder = Encoder(in_channels, widths, blocks)
+        c = self.encoder.out_channels
+        self.head = nn.Sequential(
+            nn.Conv2d(3 * c, c, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(c, n_classes),
+        )
+        # alpha of the calibrated distance (set after training); a buffer so it
+        # is saved with the weights
+        self.register_buffer("alpha", torch.ones(()))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder features of raw fields ``x`` (B, C, H, W)."""
+        return self.encoder(self.normaliser(x))
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """Lag-class logits for pairs (earlier ``xa``, later ``xb``)."""
+        f = self.features(torch.cat([xa, xb], dim=0))
+        fa, fb = f.chunk(2, dim=0)
+        return self.head(torch.cat([fa, fb, (fa - fb).abs()], dim=1))
+
+    def distance(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2)."""
+        f = self.features(torch.cat([xa, xb], dim=0))
+        fa, fb = f.chunk(2, dim=0)
+        return self.alpha * (fa - fb).pow(2).mean(dim=(1, 2, 3))

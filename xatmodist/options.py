@@ -1,0 +1,82 @@
+"""Global options, settable for a block (context manager) or for the session.
+
+Examples
+--------
+>>> with xatmodist.set_options(batch_size=64):
+...     xatmodist.get_options()["batch_size"]
+64
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InputError
+
+__all__ = ["set_options", "get_options"]
+
+_OPTIONS: dict[str, Any] = {
+    "batch_size": 256,
+    "torch_threads": None,
+    "progress": True,
+}
+
+
+def _positive_int(name):
+    def check(v):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError(f"Option {name!r} must be a positive int; got {v!r}.")
+
+    return check
+
+
+def _threads(v):
+    if v is not None:
+        _positive_int("torch_threads")(v)
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        raise InputError(f"Option 'progress' must be True or False; got {v!r}.")
+
+
+_VALIDATORS = {
+    "batch_size": _positive_int("batch_size"),
+    "torch_threads": _threads,
+    "progress": _bool,
+}
+
+
+class set_options:  # noqa: N801  (lower case like xarray.set_options)
+    """Set options globally or, used with ``with``, for a block.
+
+    Parameters
+    ----------
+    batch_size : int
+        Patches per forward pass of the network (default 256).
+    torch_threads : int or None
+        torch intra-op threads for inference; None leaves torch's default.
+        On a dask cluster use one thread per worker process.
+    progress : bool
+        Show progress bars for long computations (demo, training).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.old = {}
+        for k, v in kwargs.items():
+            if k not in _OPTIONS:
+                raise InputError(f"Unknown option {k!r}; the options are {sorted(_OPTIONS)}.")
+            _VALIDATORS[k](v)
+            self.old[k] = _OPTIONS[k]
+        _OPTIONS.update(kwargs)
+
+    def __enter__(self) -> set_options:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _OPTIONS.update(self.old)
+
+
+def get_options() -> dict[str, Any]:
+    """A copy of the current options."""
+    return dict(_OPTIONS)

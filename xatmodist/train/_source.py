@@ -1,0 +1,166 @@
+"""Data access for training: any CF dataset -> blocks of (time, channel, lat, lon).
+
+Only the blocks being used are read (one ``.values`` per block, prefetched in
+a background thread), so a lazily opened zarr/netCDF/GRIB dataset far larger
+than memory trains the same way as an in-memory one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Hashable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import _validate as v
+from ..errors import InputError
+from ._pairs import Block
+
+__all__ = ["FieldSource", "default_variables", "variable_specs"]
+
+_LOG_STANDARD_NAMES = {
+    "atmosphere_relative_vorticity",
+    "divergence_of_wind",
+    "atmosphere_absolute_vorticity",
+}
+_LOG_NAMES = {"vo", "d", "vort", "div", "vorticity", "divergence", "vrt"}
+
+
+def default_variables(ds: xr.Dataset) -> list[Hashable]:
+    """Vorticity and divergence if present (by standard_name), else every field variable."""
+    std = {da.attrs.get("standard_name"): n for n, da in ds.data_vars.items()}
+    pair = [std.get("atmosphere_relative_vorticity"), std.get("divergence_of_wind")]
+    if all(p is not None for p in pair):
+        return pair
+    return [n for n, da in ds.data_vars.items() if da.ndim >= 3]
+
+
+def variable_specs(ds: xr.Dataset, names: Sequence[Hashable]) -> list[dict]:
+    """Card entries ``{name, standard_name, units, log_transform}`` for ``names``."""
+    out = []
+    for n in names:
+        if n not in ds.data_vars:
+            raise InputError(
+                f"Variable {n!r} is not in the dataset; it has {list(ds.data_vars)!r}."
+            )
+        a = ds[n].attrs
+        sn = a.get("standard_name")
+        out.append(
+            {
+                "name": str(n),
+                "standard_name": sn,
+                "units": a.get("units"),
+                "log_transform": bool(sn in _LOG_STANDARD_NAMES or str(n).lower() in _LOG_NAMES),
+            }
+        )
+    return out
+
+
+class FieldSource:
+    """A dataset seen as series of fields (series, time, channel, lat, lon).
+
+    Parameters
+    ----------
+    ds : Dataset or DataArray
+        CF-compliant data, numpy or dask backed.
+    variables : sequence of names, optional
+        Variables to use (default :func:`default_variables`).
+    dim : str, optional
+        Time dimension (default: CF time axis).
+    spatial_dims : (lat, lon), optional
+        Spatial dims (default: found via cf-xarray).
+    """
+
+    def __init__(self, ds, variables=None, dim=None, spatial_dims=None):
+        if isinstance(ds, xr.DataArray):
+            ds = ds.to_dataset(name=ds.name if ds.name is not None else "field")
+        if not isinstance(ds, xr.Dataset):
+            raise InputError(f"Expected an xarray Dataset or DataArray, got {type(ds).__name__}.")
+        names = list(variables) if variables is not None else default_variables(ds)
+        if not names:
+            raise InputError("No field variables found; pass variables=['vo', 'd'].")
+        self.specs = variable_specs(ds, names)
+        self.time = v.time_dim(ds[names[0]], dim)
+        self.lat, self.lon = v.spatial_dims(ds[names[0]], spatial_dims)
+        da = xr.concat(
+            [ds[n].astype(np.float32) for n in names],
+            dim="variable",
+            coords="minimal",
+            compat="override",
+            join="exact",
+        )
+        sample_dims = [d for d in da.dims if d not in (self.time, self.lat, self.lon, "variable")]
+        da = da.transpose(*sample_dims, self.time, "variable", self.lat, self.lon)
+        if sample_dims:
+            da = da.stack(series=sample_dims)
+            da = da.transpose("series", self.time, "variable", self.lat, self.lon)
+        else:
+            da = da.expand_dims("series")
+        self.da = da
+        self.sample_dims = sample_dims
+        self.n_series, self.n_time, self.n_channels, self.nlat, self.nlon = da.shape
+        self.dlat, self.dlon = v.grid_spacing(ds, self.lat, self.lon)
+        self.wrap = v.is_global(ds, self.lon)
+        times = ds[self.time].values if self.time in ds.coords else None
+        self.step_seconds = _time_step(times, self.time)
+
+    def read(self, block: Block) -> np.ndarray:
+        """Fields of one block as float32 (T, C, H, W); NaNs replaced by 0 with a count."""
+        arr = np.asarray(
+            self.da.isel(series=block.series, **{self.time: slice(block.start, block.stop)}).values,
+            dtype=np.float32,
+        )
+        if not np.isfinite(arr).all():
+            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        return arr
+
+    def iter_blocks(self, blocks: Sequence[Block]) -> Iterator[tuple[Block, np.ndarray]]:
+        """Yield (block, fields), reading the next block while the caller trains."""
+        if not blocks:
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            fut = pool.submit(self.read, blocks[0])
+            for i, b in enumerate(blocks):
+                arr = fut.result()
+                if i + 1 < len(blocks):
+                    fut = pool.submit(self.read, blocks[i + 1])
+                yield b, arr
+
+    def sample_fields(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to ``n`` whole fields (N, C, H, W) from random series and times."""
+        n = min(n, self.n_series * self.n_time)
+        flat = np.sort(rng.choice(self.n_series * self.n_time, size=n, replace=False))
+        out = []
+        for s in np.unique(flat // self.n_time):
+            ts = flat[flat // self.n_time == s] % self.n_time
+            sub = self.da.isel(series=int(s), **{self.time: ts}).values
+            out.append(np.asarray(sub, dtype=np.float32))
+        arr = np.concatenate(out)
+        return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _time_step(times, name) -> float | None:
+    if times is None or len(times) < 2:
+        return None
+    try:
+        idx = pd.Index(times)
+        d = np.diff(idx.values).astype("timedelta64[s]").astype(np.int64)
+    except (TypeError, ValueError):
+        try:
+            d = np.array(
+                [(b - a).total_seconds() for a, b in zip(times[:-1], times[1:], strict=True)]
+            )
+        except (TypeError, AttributeError) as err:
+            raise InputError(
+                f"Time coordinate {name!r} is not datetime-like; decode times "
+                "(xr.open_dataset(..., decode_times=True)) or assign a datetime coordinate."
+            ) from err
+    step = float(np.median(d))
+    if step <= 0 or not np.allclose(d, step):
+        raise InputError(
+            f"Time coordinate {name!r} is not regular and increasing (steps from {d.min()} s "
+            f"to {d.max()} s). Select a regular, sorted stretch (ds.sortby({name!r}))."
+        )
+    return step

@@ -1,0 +1,527 @@
+"""Self-supervised training of the AtmoDist encoder (the lag pretext task)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..zoo import Model
+from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
+from ._source import FieldSource
+
+__all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+def _seconds(x, name: str) -> float:
+    if isinstance(x, int | float | np.integer | np.floating):
+        return float(x)
+    try:
+        return pd.Timedelta(x).total_seconds()
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{name} must be a duration like '3h' or '1D'; got {x!r}.") from err
+
+
+def lag_setup(step_seconds: float | None, max_lag, lag_step=None) -> tuple[float, int, int]:
+    """(lag_step_seconds, n_classes, stride in data steps) from the user's durations."""
+    if step_seconds is None:
+        raise InputError(
+            "The time coordinate is missing or has fewer than 2 values; a datetime time "
+            "coordinate is needed to turn lags into steps."
+        )
+    lag_s = step_seconds if lag_step is None else _seconds(lag_step, "lag_step")
+    max_s = _seconds(max_lag, "max_lag")
+    stride = lag_s / step_seconds
+    if stride < 1 or abs(stride - round(stride)) > 1e-6:
+        raise InputError(
+            f"lag_step ({lag_s} s) must be a whole multiple of the data's time step "
+            f"({step_seconds} s)."
+        )
+    n = max_s / lag_s
+    if n < 2 or abs(n - round(n)) > 1e-6:
+        raise InputError(
+            f"max_lag ({max_s} s) must be a whole multiple (>= 2) of lag_step ({lag_s} s), "
+            "giving the lag classes lag_step, 2*lag_step, ..., max_lag."
+        )
+    return lag_s, int(round(n)), int(round(stride))
+
+
+class _PairStream:
+    """Draw pair batches (xa, xb, class) from blocks of a FieldSource."""
+
+    def __init__(self, src: FieldSource, n_classes: int, stride: int, patch: int, lat_rows):
+        self.src, self.n_classes, self.stride, self.patch = src, n_classes, stride, patch
+        self.lat_rows = lat_rows
+
+    def draw(self, rng, block: Block, fields: np.ndarray, n: int):
+        t0, cls = sample_pairs(rng, block, n, self.n_classes, self.stride)
+        rows, cols = patch_index(
+            rng,
+            n,
+            nlat=self.src.nlat,
+            nlon=self.src.nlon,
+            patch=self.patch,
+            lat_rows=self.lat_rows,
+            wrap=self.src.wrap,
+        )
+        xa = take_patches(fields, t0, rows, cols, self.patch)
+        xb = take_patches(fields, t0 + (cls + 1) * self.stride, rows, cols, self.patch)
+        return xa, xb, cls
+
+    def fixed(self, blocks: Sequence[Block], n: int, seed: int):
+        """A reproducible set of ``n`` pairs spread over ``blocks``."""
+        rng = np.random.default_rng([seed, 7919])
+        per = max(1, math.ceil(n / max(1, len(blocks))))
+        out = [self.draw(rng, b, f, per) for b, f in self.src.iter_blocks(list(blocks))]
+        xa, xb, c = (np.concatenate(z) for z in zip(*out, strict=True))
+        return xa[:n], xb[:n], c[:n]
+
+
+def _atomic_save(obj, path: Path) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _lat_rows(src: FieldSource, lat_band) -> tuple[int, int] | None:
+    if lat_band is None:
+        return None
+    lo, hi = sorted(lat_band)
+    lat = np.asarray(src.da[src.lat].values)
+    rows = np.nonzero((lat >= lo) & (lat <= hi))[0]
+    if rows.size < 1:
+        raise InputError(f"lat_band={lat_band!r} selects no latitude of the grid.")
+    return int(rows[0]), int(rows[-1]) + 1
+
+
+def fit_encoder(
+    ds,
+    *,
+    max_lag,
+    patch_size: int,
+    variables: Sequence[Hashable] | None = None,
+    lag_step=None,
+    dim: Hashable | None = None,
+    spatial_dims: Sequence[Hashable] | None = None,
+    epochs: int = 10,
+    pairs_per_epoch: int = 32768,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    widths: Sequence[int] = (32, 64, 128),
+    blocks: int = 1,
+    block_length: int | None = None,
+    val_every: int = 10,
+    val_pairs: int = 2048,
+    lat_band: tuple[float, float] | None = None,
+    mix_blocks: int = 8,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    name: str = "atmodist-custom",
+    threads: int | None = None,
+    progress: bool = True,
+    data_description: str | None = None,
+) -> Model:
+    """Train an AtmoDist encoder by predicting the time lag between two fields.
+
+    Pairs are taken at the same location (random patch centres; longitude
+    wraps on global grids), earlier field first, with lags drawn uniformly from
+    the classes ``lag_step, 2 * lag_step, ..., max_lag``.  Each series (run,
+    member, level, ...) is cut into contiguous time blocks; every
+    ``val_every``-th block is held out for validation and no pair straddles
+    two blocks.  Normalisation statistics are estimated from a sample of
+    training fields and stored in the weights (vorticity and divergence get
+    z-score -> sign * log1p(0.2 |z|) -> z-score).
+
+    Parameters
+    ----------
+    ds : Dataset or DataArray
+        Training data with a regular time axis (numpy, dask, zarr, netCDF, ...).
+    max_lag, lag_step : str or Timedelta
+        Largest lag and class width (default: the data's time step).
+    patch_size : int
+        Side of the square patches, in grid points.
+    variables : sequence of str, optional
+        Variables to use (default: vorticity and divergence by standard_name).
+    dim, spatial_dims : optional
+        Time and (lat, lon) dims if cf-xarray cannot find them.
+    epochs, pairs_per_epoch, batch_size, lr, weight_decay
+        Optimisation (AdamW, cosine learning-rate decay).
+    widths, blocks : optional
+        Encoder architecture (see :class:`xatmodist.nn.Encoder`).
+    block_length : int, optional
+        Time steps per block (default ``max(4 * max_lag_steps, 16)``).
+    val_every, val_pairs
+        Every ``val_every``-th block is validation; ``val_pairs`` fixed pairs
+        are scored after each epoch.
+    lat_band : (float, float), optional
+        Only draw patches between these latitudes.
+    mix_blocks : int
+        Blocks whose pairs are shuffled together into batches.
+    seed : int
+        Seeds all randomness; a resumed run continues exactly.
+    out : path, optional
+        Folder for ``checkpoint.pt`` (each epoch, written atomically),
+        ``metrics.jsonl`` and the final model (``out/model``).
+    resume : bool
+        Continue from ``out/checkpoint.pt`` if it exists.
+    name : str
+        Model name written to the card.
+    threads : int, optional
+        torch intra-op threads.
+    progress : bool
+        Show a tqdm progress bar.
+    data_description : str, optional
+        Free text for the card's ``training.data``.
+
+    Returns
+    -------
+    Model
+        The trained encoder with a complete card (saved to ``out/model`` if
+        ``out`` is given).
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from ..nn import AtmoDistNet
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    src = FieldSource(ds, variables, dim, spatial_dims)
+    lag_s, n_classes, stride = lag_setup(src.step_seconds, max_lag, lag_step)
+    max_steps = n_classes * stride
+    if patch_size > src.nlat or (patch_size > src.nlon and not src.wrap):
+        raise InputError(
+            f"patch_size={patch_size} does not fit the {src.nlat} x {src.nlon} grid; "
+            "choose a smaller patch."
+        )
+    block_length = block_length or max(4 * max_steps, 16)
+    if block_length > src.n_time:
+        block_length = src.n_time
+    train_blocks, val_blocks = make_blocks(
+        n_series=src.n_series,
+        n_time=src.n_time,
+        block_length=block_length,
+        max_lag=max_steps,
+        val_every=val_every,
+    )
+    if not train_blocks or not val_blocks:
+        raise InputError(
+            f"Not enough time steps: {src.n_series} series x {src.n_time} steps in blocks of "
+            f"{block_length} give {len(train_blocks)} training and {len(val_blocks)} validation "
+            f"blocks for lags up to {max_steps} steps. Use more data, a smaller max_lag or "
+            "a smaller val_every."
+        )
+    lat_rows = _lat_rows(src, lat_band)
+    stream = _PairStream(src, n_classes, stride, patch_size, lat_rows)
+    out = Path(out) if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(seed)
+    net = AtmoDistNet(src.n_channels, n_classes, widths=tuple(widths), blocks=blocks)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = max(1, pairs_per_epoch // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.05
+    )
+    start_epoch, history, train_seconds = 0, [], 0.0
+    ckpt = out / CHECKPOINT if out is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch = int(state["epoch"]) + 1
+        history = json.loads(state["history"])
+        train_seconds = float(state["train_seconds"])
+        log.info("resumed from %s at epoch %d", ckpt, start_epoch)
+    else:
+        rng = np.random.default_rng([seed, 1])
+        fields = torch.from_numpy(src.sample_fields(256, rng))
+        flat = fields.transpose(0, 1).reshape(src.n_channels, -1).double()
+        net.normaliser.fit(
+            flat.mean(dim=1).float(),
+            flat.std(dim=1).float(),
+            fields,
+            [s["log_transform"] for s in src.specs],
+        )
+    va, vb, vc = stream.fixed(val_blocks, val_pairs, seed)
+    va, vb, vc = torch.from_numpy(va), torch.from_numpy(vb), torch.from_numpy(vc)
+
+    for epoch in range(start_epoch, epochs):
+        t_epoch = time.perf_counter()
+        rng = np.random.default_rng([seed, 2, epoch])
+        torch.manual_seed(seed * 100_003 + epoch)
+        order = rng.permutation(len(train_blocks))
+        blocks_ep = [train_blocks[i] for i in order]
+        per_block = max(1, math.ceil(pairs_per_epoch / len(blocks_ep)))
+        net.train()
+        tot_loss, tot_ok, seen, step = 0.0, 0, 0, 0
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        buf = []
+        it = src.iter_blocks(blocks_ep)
+        for bi, (blk, fields) in enumerate(it):
+            buf.append(stream.draw(rng, blk, fields, per_block))
+            if len(buf) < mix_blocks and bi + 1 < len(blocks_ep):
+                continue
+            xa, xb, cls = (np.concatenate(z) for z in zip(*buf, strict=True))
+            buf = []
+            perm = rng.permutation(len(cls))
+            for s in range(0, len(perm) - batch_size + 1, batch_size):
+                if step >= steps_per_epoch:
+                    break
+                idx = perm[s : s + batch_size]
+                a, b = torch.from_numpy(xa[idx]), torch.from_numpy(xb[idx])
+                y = torch.from_numpy(cls[idx])
+                logits = net(a, b)
+                loss = F.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                tot_loss += float(loss) * len(idx)
+                tot_ok += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                step += 1
+                bar.update(1)
+            if step >= steps_per_epoch:
+                break
+        bar.close()
+        it.close()
+        elapsed = time.perf_counter() - t_epoch
+        train_seconds += elapsed
+        val = _score(net, va, vb, vc, n_classes)
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": tot_loss / max(seen, 1),
+            "train_top1": tot_ok / max(seen, 1),
+            **{f"val_{k}": v for k, v in val.items()},
+            "pairs_per_second": seen / elapsed,
+            "seconds": elapsed,
+            "lr": sched.get_last_lr()[0],
+        }
+        history.append(rec)
+        log.info("epoch %d: %s", epoch + 1, rec)
+        if progress:
+            print(  # noqa: T201  (progress report of a training CLI run)
+                f"epoch {epoch + 1}/{epochs} loss {rec['train_loss']:.3f} "
+                f"top1 {rec['train_top1']:.3f} val_top1 {val['top1']:.3f} "
+                f"val_within1 {val['within1']:.3f} {rec['pairs_per_second']:.0f} pairs/s",
+                flush=True,
+            )
+        if out is not None:
+            with open(out / METRICS, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            _atomic_save(
+                {
+                    "epoch": epoch,
+                    "model": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "history": json.dumps(history),
+                    "train_seconds": train_seconds,
+                },
+                ckpt,
+            )
+
+    net.eval()
+    alpha = calibrate_alpha(net, va, vb, vc, n_classes)
+    net.alpha.fill_(alpha)
+    card = {
+        "name": name,
+        "version": 1,
+        "task": "encoder",
+        "architecture": "AtmoDistNet",
+        "args": {
+            "in_channels": src.n_channels,
+            "n_classes": n_classes,
+            "widths": list(widths),
+            "blocks": blocks,
+            "log_scale": net.normaliser.log_scale,
+        },
+        "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
+        "grid": {
+            "nlat": src.nlat,
+            "nlon": src.nlon,
+            "dlat": src.dlat,
+            "dlon": src.dlon,
+            "global": bool(src.wrap),
+        },
+        "patch_size": int(patch_size),
+        "feature_reduction": net.encoder.reduction,
+        "lag_step_seconds": lag_s,
+        "lag_classes": [(k + 1) * lag_s for k in range(n_classes)],
+        "normalisation": {
+            "method": "per-variable z-score; for log variables then sign(z)*log1p(s*|z|) "
+            "and a second z-score (Hoffmann & Lessig 2023); statistics are buffers in the weights",
+            "log_scale": net.normaliser.log_scale,
+            "log_variables": [s["name"] for s in src.specs if s["log_transform"]],
+            "mean": net.normaliser.mean_in.tolist(),
+            "std": net.normaliser.std_in.tolist(),
+        },
+        "distance": {
+            "definition": "alpha * mean over features and grid of (f(a) - f(b))**2, f = encoder "
+            "output (last stage)",
+            "alpha": alpha,
+            "alpha_fit": "mean MSE of normalised fields / mean feature distance over validation "
+            "pairs in the largest third of the lag classes",
+        },
+        "training": {
+            "data": data_description or "user data",
+            "series": src.n_series,
+            "time_steps": src.n_time,
+            "block_length": block_length,
+            "train_blocks": len(train_blocks),
+            "val_blocks": len(val_blocks),
+            "epochs": epochs,
+            "pairs_per_epoch": pairs_per_epoch,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "seed": seed,
+            "lat_band": list(lat_band) if lat_band else None,
+            "train_seconds": round(train_seconds, 1),
+            "torch_threads": torch.get_num_threads(),
+            "history": history,
+        },
+        "metrics": {"validation": history[-1] if history else {}},
+    }
+    model = Model(card=card, module=net)
+    if out is not None:
+        model.save(out / "model")
+    return model
+
+
+def _score(net, a, b, c, n_classes: int, batch: int = 512) -> dict:
+    import torch
+
+    net.eval()
+    with torch.inference_mode():
+        pred = torch.cat(
+            [net(a[i : i + batch], b[i : i + batch]).argmax(1) for i in range(0, len(c), batch)]
+        )
+    net.train()
+    err = (pred - c).abs()
+    return {"top1": float((err == 0).float().mean()), "within1": float((err <= 1).float().mean())}
+
+
+def calibrate_alpha(net, a, b, c, n_classes: int, batch: int = 512) -> float:
+    """Scale so the mean feature distance equals the mean data MSE at large lags."""
+    import torch
+
+    sel = c >= n_classes - max(1, n_classes // 3)
+    a, b = a[sel], b[sel]
+    with torch.inference_mode():
+        feat, mse = [], []
+        for i in range(0, len(a), batch):
+            xa, xb = a[i : i + batch], b[i : i + batch]
+            fa, fb = net.features(xa), net.features(xb)
+            feat.append((fa - fb).pow(2).mean(dim=(1, 2, 3)))
+            mse.append((net.normaliser(xa) - net.normaliser(xb)).pow(2).mean(dim=(1, 2, 3)))
+    f = float(torch.cat(feat).mean())
+    return float(torch.cat(mse).mean()) / f if f > 0 else 1.0
+
+
+def evaluate_encoder(
+    model,
+    ds,
+    *,
+    n_pairs: int = 4096,
+    seed: int = 1,
+    variables=None,
+    dim=None,
+    spatial_dims=None,
+    batch: int = 256,
+) -> dict:
+    """Held-out metrics of an encoder on fresh data (all of ``ds`` is used).
+
+    Returns top-1 and +-1-class accuracy of the lag head, the confusion matrix,
+    Spearman rho between true lag and (a) the learned distance, (b) the l2
+    distance of the normalised fields, on the same pairs, and the accuracy of
+    an l2 nearest-centroid classifier (centroids fitted on one half of the
+    pairs, scored on the other).
+    """
+    import torch
+    from scipy.stats import spearmanr
+
+    from ..zoo import load_model
+
+    model = load_model(model)
+    card, net = model.card, model.module
+    names = [v["name"] for v in card["variables"]]
+    if variables is not None:
+        names = list(variables)
+    src = FieldSource(ds, names, dim, spatial_dims)
+    n_classes = len(card["lag_classes"])
+    stride_f = card["lag_step_seconds"] / src.step_seconds
+    stride = int(round(stride_f))
+    if abs(stride_f - stride) > 1e-6 or stride < 1:
+        raise InputError(
+            f"The data's time step ({src.step_seconds} s) does not divide the model's lag step "
+            f"({card['lag_step_seconds']} s)."
+        )
+    blocks, _ = make_blocks(
+        n_series=src.n_series,
+        n_time=src.n_time,
+        block_length=src.n_time,
+        max_lag=n_classes * stride,
+        val_every=0,
+    )
+    stream = _PairStream(src, n_classes, stride, card["patch_size"], None)
+    a, b, c = stream.fixed(blocks, n_pairs, seed)
+    a, b = torch.from_numpy(a), torch.from_numpy(b)
+    with torch.inference_mode():
+        logits, dist, l2 = [], [], []
+        for i in range(0, len(c), batch):
+            xa, xb = a[i : i + batch], b[i : i + batch]
+            logits.append(net(xa, xb))
+            dist.append(net.distance(xa, xb))
+            l2.append((net.normaliser(xa) - net.normaliser(xb)).pow(2).mean(dim=(1, 2, 3)))
+    pred = torch.cat(logits).argmax(1).numpy()
+    dist, l2 = torch.cat(dist).numpy(), torch.cat(l2).numpy()
+    err = np.abs(pred - c)
+    conf = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(conf, (c, pred), 1)
+    half = len(c) // 2
+    centroid = {}
+    for name, d in (("l2", l2), ("learned", dist)):
+        cent = np.array([d[:half][c[:half] == k].mean() for k in range(n_classes)])
+        guess = np.abs(d[half:, None] - cent[None, :]).argmin(1)
+        e = np.abs(guess - c[half:])
+        centroid[name] = {"top1": float((e == 0).mean()), "within1": float((e <= 1).mean())}
+    return {
+        "n_pairs": int(len(c)),
+        "chance_top1": 1.0 / n_classes,
+        "top1": float((err == 0).mean()),
+        "within1": float((err <= 1).mean()),
+        "mean_abs_class_error": float(err.mean()),
+        "per_class_top1": [float(conf[k, k] / max(conf[k].sum(), 1)) for k in range(n_classes)],
+        "confusion": conf.tolist(),
+        "spearman_learned": float(spearmanr(dist, c).statistic),
+        "spearman_l2": float(spearmanr(l2, c).statistic),
+        "l2_nearest_centroid": centroid["l2"],
+        "learned_nearest_centroid": centroid["learned"],
+    }

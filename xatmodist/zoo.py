@@ -1,0 +1,298 @@
+"""Model zoo: pretrained models shipped in ``pretrained/``, their cards, loading.
+
+A model is a folder with ``card.json`` (everything needed to rebuild and use
+the network) and ``weights.safetensors`` (no pickle: loading never executes
+code).  The card holds the sha256 of the weights, checked on every load.
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError, ModelNotFoundError, WeightsError
+
+__all__ = ["Model", "list_models", "load_model", "model_dirs", "DEFAULT_ENCODER"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENCODER = "atmodist-swe-vd"
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "weights.safetensors"
+TASKS = ("encoder", "downscaler", "inpainter")
+_REQUIRED = ("name", "task", "architecture", "args", "variables", "grid", "patch_size")
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for named models, in order.
+
+    ``$XATMODIST_MODELS`` (``os.pathsep``-separated) first, then the
+    ``pretrained/`` folder installed inside the package, then the one at the
+    top of a source checkout.
+    """
+    dirs = [Path(p) for p in os.environ.get("XATMODIST_MODELS", "").split(os.pathsep) if p]
+    dirs.append(Path(str(resources.files("xatmodist"))) / "pretrained")
+    dirs.append(Path(__file__).resolve().parent.parent / "pretrained")
+    return [d for d in dirs if d.is_dir()]
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Names of the models in the zoo, optionally only those of one ``task``.
+
+    Examples
+    --------
+    >>> "atmodist-swe-vd" in xatmodist.list_models()
+    True
+    """
+    names: dict[str, None] = {}
+    for d in model_dirs():
+        for sub in sorted(d.iterdir()):
+            card = sub / CARD_FILE
+            if not card.is_file():
+                continue
+            if task is not None:
+                try:
+                    if json.loads(card.read_text()).get("task") != task:
+                        continue
+                except (OSError, ValueError):
+                    continue
+            names.setdefault(sub.name, None)
+    return list(names)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def validate_card(card: Any, source: str = "card") -> dict:
+    """Check a card's structure; return it or raise :class:`ModelError`."""
+    if not isinstance(card, dict):
+        raise ModelError(f"{source}: expected a JSON object, got {type(card).__name__}.")
+    missing = [k for k in _REQUIRED if k not in card]
+    if missing:
+        raise ModelError(
+            f"{source}: missing required keys {missing}; a card needs {list(_REQUIRED)}. "
+            "Regenerate it with Model.save()."
+        )
+    if card["task"] not in TASKS:
+        raise ModelError(f"{source}: task must be one of {TASKS}, got {card['task']!r}.")
+    from .nn import ARCHITECTURES
+
+    if card["architecture"] not in ARCHITECTURES:
+        raise ModelError(
+            f"{source}: unknown architecture {card['architecture']!r}; "
+            f"this version of xatmodist knows {sorted(ARCHITECTURES)}. "
+            "Upgrade xatmodist or use a model made for this version."
+        )
+    if not isinstance(card["args"], dict):
+        raise ModelError(f"{source}: 'args' must be an object, got {card['args']!r}.")
+    vs = card["variables"]
+    if (
+        not isinstance(vs, list)
+        or not vs
+        or not all(isinstance(v, dict) and "name" in v for v in vs)
+    ):
+        raise ModelError(
+            f"{source}: 'variables' must be a non-empty list of {{name, standard_name, units}}; "
+            f"got {vs!r}."
+        )
+    grid = card["grid"]
+    if not isinstance(grid, dict) or not {"dlat", "dlon"} <= set(grid):
+        raise ModelError(f"{source}: 'grid' needs at least dlat and dlon; got {grid!r}.")
+    if card["task"] == "encoder":
+        for k in ("lag_step_seconds", "lag_classes"):
+            if k not in card:
+                raise ModelError(f"{source}: an encoder card needs {k!r}.")
+    return card
+
+
+@dataclass
+class Model:
+    """A network with its card.
+
+    Attributes
+    ----------
+    card : dict
+        The model card (see ``pretrained/*/card.json``).
+    module : torch.nn.Module
+        The network, in eval mode.
+    path : Path or None
+        Folder it was loaded from.
+    """
+
+    card: dict
+    module: Any
+    path: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.card["name"]
+
+    @property
+    def sha256(self) -> str | None:
+        """sha256 of the weights file (None before the first save)."""
+        return self.card.get("sha256")
+
+    @property
+    def variables(self) -> list[dict]:
+        """The input variables as ``{name, standard_name, units}``."""
+        return self.card["variables"]
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``weights.safetensors`` and ``card.json`` (with sha256) to a folder."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.module.state_dict().items()}
+        weights = path / WEIGHTS_FILE
+        fd, tmp = tempfile.mkstemp(dir=path, suffix=".tmp")
+        os.close(fd)
+        save_file(state, tmp, metadata={"name": self.card["name"]})
+        os.replace(tmp, weights)
+        self.card["sha256"] = _sha256(weights)
+        self.card["weights_bytes"] = weights.stat().st_size
+        text = json.dumps(self.card, indent=2, sort_keys=False) + "\n"
+        (path / CARD_FILE).write_text(text)
+        self.path = path
+        return path
+
+    def __getstate__(self):  # a Model travelling to a dask worker goes as its path
+        if self.path is None:
+            raise ModelError(
+                "This model has not been saved; save it with model.save(folder) "
+                "before using it on a dask.distributed cluster."
+            )
+        return {"path": str(self.path)}
+
+    def __setstate__(self, state):
+        other = load_model(state["path"])
+        self.__dict__.update(other.__dict__)
+
+
+def _resolve(name_or_path: str | os.PathLike) -> Path:
+    p = Path(name_or_path)
+    if (p / CARD_FILE).is_file():
+        return p
+    if p.name == CARD_FILE and p.is_file():
+        return p.parent
+    for d in model_dirs():
+        if (d / str(name_or_path) / CARD_FILE).is_file():
+            return d / str(name_or_path)
+    raise ModelNotFoundError(
+        f"No model {str(name_or_path)!r}: expected one of {list_models()} or a folder holding "
+        f"{CARD_FILE} and {WEIGHTS_FILE}. Check the name with xatmodist.list_models()."
+    )
+
+
+_CACHE: dict[tuple[str, float], Model] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_model(name_or_path: str | os.PathLike | Model | None = None) -> Model:
+    """Load a model by zoo name or folder path (cached per process).
+
+    Parameters
+    ----------
+    name_or_path : str, path or Model, optional
+        A name from :func:`list_models`, a folder with ``card.json`` and
+        ``weights.safetensors``, or an already loaded :class:`Model`
+        (returned as is).  Default: the default encoder.
+
+    Returns
+    -------
+    Model
+        The network in eval mode with its card; the same object on later calls
+        in this process while the files are unchanged.
+
+    Raises
+    ------
+    ModelNotFoundError
+        Unknown name or path.
+    WeightsError
+        The weights file is missing, truncated, not safetensors, does not match
+        the sha256 in the card, or does not fit the architecture.
+    ModelError
+        The card is invalid.
+    """
+    if isinstance(name_or_path, Model):
+        return name_or_path
+    path = _resolve(DEFAULT_ENCODER if name_or_path is None else name_or_path).resolve()
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise WeightsError(
+            f"{path}: expected weights in {WEIGHTS_FILE}, found none. "
+            "Only safetensors weights are loaded (pickle checkpoints can execute code); "
+            "convert with Model.save()."
+        )
+    key = (str(path), weights.stat().st_mtime + (path / CARD_FILE).stat().st_mtime)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        model = _load_uncached(path)
+        _CACHE[key] = model
+        return model
+
+
+def _load_uncached(path: Path) -> Model:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .nn import build
+
+    try:
+        card = json.loads((path / CARD_FILE).read_text())
+    except ValueError as err:
+        raise ModelError(f"{path / CARD_FILE}: not valid JSON ({err}).") from err
+    validate_card(card, str(path / CARD_FILE))
+    weights = path / WEIGHTS_FILE
+    expected = card.get("sha256")
+    actual = _sha256(weights)
+    if expected is None:
+        raise WeightsError(
+            f"{path / CARD_FILE}: no 'sha256' of the weights; cannot verify {weights}. "
+            "Save the model with Model.save(), which records it."
+        )
+    if actual != expected:
+        raise WeightsError(
+            f"{weights}: sha256 {actual[:16]}... does not match the card's {expected[:16]}...; "
+            "the file is corrupt or was replaced. Restore it or re-save the model."
+        )
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{weights}: not a readable safetensors file ({err}).") from err
+    try:
+        module = build(card["architecture"], card["args"])
+    except TypeError as err:
+        raise ModelError(
+            f"{path / CARD_FILE}: args {card['args']!r} do not fit {card['architecture']} ({err})."
+        ) from err
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise WeightsError(
+            f"{weights}: tensors do not fit {card['architecture']}({card['args']}): "
+            f"{str(err).splitlines()[0]}"
+        ) from err
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    log.debug("loaded model %s from %s", card["name"], path)
+    return Model(card=copy.deepcopy(card), module=module, path=path)
