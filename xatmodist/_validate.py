@@ -153,6 +153,13 @@ def resolve_variables(
     name, or a list in the model's order), then CF ``standard_name``, then name.
     """
     if variables is not None and not isinstance(variables, Mapping):
+        if isinstance(variables, (str, bytes)) or not isinstance(variables, Sequence):
+            raise InputError(
+                f"variables= must map model names to dataset names (e.g. "
+                f"{{{wanted[0]['name']!r}: 'your_name'}}) or list dataset names in the model's "
+                f"order {[w['name'] for w in wanted]!r}; got {type(variables).__name__} "
+                f"{variables!r}."
+            )
         variables = list(variables)
         if len(variables) != len(wanted):
             raise InputError(

@@ -76,7 +76,10 @@ def sample() -> xr.Dataset:
     """
     ref = resources.files("xatmodist") / "data" / _SAMPLE_FILE
     with resources.as_file(ref) as path, xr.open_dataset(path) as ds:
-        return ds.load()
+        ds = ds.load()
+    for name in ds.data_vars:  # CF-packed int16 decodes to float64
+        ds[name] = ds[name].astype(np.float32)
+    return ds
 
 
 def _config(nlat, nlon, step, spinup, dt, amplitude):

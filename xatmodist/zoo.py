@@ -92,7 +92,7 @@ def validate_card(card: Any, source: str = "card") -> dict:
         raise ModelError(f"{source}: task must be one of {TASKS}, got {card['task']!r}.")
     from .nn import ARCHITECTURES
 
-    if card["architecture"] not in ARCHITECTURES:
+    if not isinstance(card["architecture"], str) or card["architecture"] not in ARCHITECTURES:
         raise ModelError(
             f"{source}: unknown architecture {card['architecture']!r}; "
             f"this version of xatmodist knows {sorted(ARCHITECTURES)}. "
@@ -109,6 +109,12 @@ def validate_card(card: Any, source: str = "card") -> dict:
         raise ModelError(
             f"{source}: 'variables' must be a non-empty list of {{name, standard_name, units}}; "
             f"got {vs!r}."
+        )
+    ps = card["patch_size"]
+    if not isinstance(ps, int) or isinstance(ps, bool) or ps < 1:
+        raise ModelError(
+            f"{source}: 'patch_size' must be a positive int, got {ps!r}. "
+            "Regenerate the card with Model.save()."
         )
     grid = card["grid"]
     if not isinstance(grid, dict) or not {"dlat", "dlon"} <= set(grid):
@@ -233,6 +239,11 @@ def load_model(name_or_path: str | os.PathLike | Model | None = None) -> Model:
     """
     if isinstance(name_or_path, Model):
         return name_or_path
+    if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):
+        raise ModelError(
+            f"model must be a zoo name, a folder path or a loaded Model; got "
+            f"{type(name_or_path).__name__} {name_or_path!r}. See xatmodist.list_models()."
+        )
     path = _resolve(DEFAULT_ENCODER if name_or_path is None else name_or_path).resolve()
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
@@ -264,9 +275,10 @@ def _load_uncached(path: Path) -> Model:
     weights = path / WEIGHTS_FILE
     expected = card.get("sha256")
     actual = _sha256(weights)
-    if expected is None:
+    if not isinstance(expected, str):
         raise WeightsError(
-            f"{path / CARD_FILE}: no 'sha256' of the weights; cannot verify {weights}. "
+            f"{path / CARD_FILE}: expected the 'sha256' of the weights as a hex string, got "
+            f"{expected!r}; cannot verify {weights}. "
             "Save the model with Model.save(), which records it."
         )
     if actual != expected:
@@ -277,19 +289,26 @@ def _load_uncached(path: Path) -> Model:
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
-        raise WeightsError(f"{weights}: not a readable safetensors file ({err}).") from err
+        raise WeightsError(
+            f"{weights}: expected a safetensors file, got one that cannot be read ({err}); "
+            "it is truncated or in another format (pickle checkpoints are not loaded). "
+            "Restore it or re-save the model with Model.save()."
+        ) from err
     try:
         module = build(card["architecture"], card["args"])
-    except TypeError as err:
+    except (TypeError, ValueError, IndexError, KeyError, RuntimeError) as err:
         raise ModelError(
-            f"{path / CARD_FILE}: args {card['args']!r} do not fit {card['architecture']} ({err})."
+            f"{path / CARD_FILE}: args {card['args']!r} do not fit {card['architecture']} "
+            f"({type(err).__name__}: {err}). Fix the card's args or re-save the model."
         ) from err
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
+        detail = " ".join(line.strip() for line in str(err).splitlines()[:2])
         raise WeightsError(
             f"{weights}: tensors do not fit {card['architecture']}({card['args']}): "
-            f"{str(err).splitlines()[0]}"
+            f"{detail[:400]}. The card's args must be those the weights were saved with; "
+            "restore the card or re-save the model."
         ) from err
     module.eval()
     for p in module.parameters():

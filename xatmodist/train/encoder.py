@@ -137,6 +137,7 @@ def fit_encoder(
     threads: int | None = None,
     progress: bool = True,
     data_description: str | None = None,
+    _stop_after: int | None = None,
 ) -> Model:
     """Train an AtmoDist encoder by predicting the time lag between two fields.
 
@@ -267,6 +268,8 @@ def fit_encoder(
     va, vb, vc = torch.from_numpy(va), torch.from_numpy(vb), torch.from_numpy(vc)
 
     for epoch in range(start_epoch, epochs):
+        if _stop_after is not None and epoch >= _stop_after:  # tests: simulate a kill
+            break
         t_epoch = time.perf_counter()
         rng = np.random.default_rng([seed, 2, epoch])
         torch.manual_seed(seed * 100_003 + epoch)
@@ -302,7 +305,7 @@ def fit_encoder(
                 loss.backward()
                 opt.step()
                 sched.step()
-                tot_loss += float(loss) * len(idx)
+                tot_loss += float(loss.detach()) * len(idx)
                 tot_ok += int((logits.argmax(1) == y).sum())
                 seen += len(idx)
                 step += 1

@@ -1,0 +1,28 @@
+# xatmodist developer commands. `make demo` and `make test` install first when .venv is missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch 2.14.1 is the build torch-harmonics 0.9.3 (the `sim` extra) is compiled against
+TORCH ?= torch==2.14.1
+
+.PHONY: install demo test lint docs bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[sim,train,dev]"
+
+install: $(BIN)/python
+
+demo: $(BIN)/python
+	$(BIN)/xatmodist demo --out demo-output
+
+test: $(BIN)/python
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/python
+	$(BIN)/ruff check xatmodist tests benchmarks scripts
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache build dist *.egg-info

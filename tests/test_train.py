@@ -1,0 +1,132 @@
+"""Training the encoder: index maths, a few real steps, resume, real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xatmodist
+from xatmodist.testing import synthetic_fields
+from xatmodist.train import evaluate_encoder, fit_encoder
+from xatmodist.train._pairs import make_blocks, patch_index, sample_pairs, take_patches
+
+SMALL = {
+    "max_lag": "9h",
+    "patch_size": 16,
+    "widths": (8, 16),
+    "pairs_per_epoch": 128,
+    "batch_size": 32,
+    "val_pairs": 64,
+    "block_length": 8,
+    "val_every": 3,
+    "progress": False,
+}
+
+
+def test_blocks_never_mix_train_and_validation():
+    train, val = make_blocks(n_series=3, n_time=50, block_length=10, max_lag=4, val_every=4)
+    assert len(train) + len(val) == 15 and len(val) == 3
+    spans = {(b.series, t) for b in train for t in range(b.start, b.stop)}
+    assert not spans & {(b.series, t) for b in val for t in range(b.start, b.stop)}
+    # blocks too short for the largest lag are dropped
+    train, val = make_blocks(n_series=1, n_time=12, block_length=10, max_lag=4, val_every=0)
+    assert [(b.start, b.stop) for b in train] == [(0, 10)] and not val
+
+
+def test_pairs_stay_in_block_and_classes_uniform():
+    rng = np.random.default_rng(0)
+    train, _ = make_blocks(n_series=1, n_time=40, block_length=40, max_lag=12, val_every=0)
+    t0, cls = sample_pairs(rng, train[0], 20000, 4, 3)
+    assert (t0 >= 0).all() and (t0 + (cls + 1) * 3 < 40).all()
+    counts = np.bincount(cls, minlength=4) / len(cls)
+    np.testing.assert_allclose(counts, 0.25, atol=0.02)
+
+
+def test_patches_wrap_in_longitude_only():
+    rng = np.random.default_rng(1)
+    rows, cols = patch_index(rng, 5000, nlat=20, nlon=30, patch=8, lat_rows=(2, 15))
+    assert rows.min() >= 2 and rows.max() + 8 <= 15 and cols.max() > 30 - 8
+    rows, cols = patch_index(rng, 5000, nlat=20, nlon=30, patch=8, wrap=False)
+    assert cols.max() + 8 <= 30
+    f = np.arange(2 * 1 * 4 * 6, dtype=float).reshape(2, 1, 4, 6)
+    p = take_patches(f, np.array([1]), np.array([1]), np.array([4]), 3)
+    np.testing.assert_array_equal(p[0, 0], f[1, 0][1:4][:, [4, 5, 0]])
+
+
+def test_fit_encoder_runs_and_saves(tmp_path):
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    m = fit_encoder(ds, epochs=2, seed=0, out=tmp_path, name="t", **SMALL)
+    card = m.card
+    assert card["lag_classes"] == [10800.0, 21600.0, 32400.0]
+    assert card["variables"][0]["standard_name"] == "atmosphere_relative_vorticity"
+    assert card["normalisation"]["log_variables"] == ["vo", "d"]
+    assert card["distance"]["alpha"] > 0
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    loaded = xatmodist.load_model(tmp_path / "model")
+    # statistics travel inside the weights
+    np.testing.assert_allclose(
+        loaded.module.normaliser.std_in.numpy(), m.module.normaliser.std_in.numpy()
+    )
+    d = xatmodist.distance(ds.isel(time=0), ds.isel(time=3), model=loaded)
+    assert float(d) > 0
+    metrics = evaluate_encoder(loaded, ds, n_pairs=64)
+    assert 0 <= metrics["top1"] <= 1 and len(metrics["confusion"]) == 3
+
+
+def test_resume_continues_to_the_same_result(tmp_path):
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=4)
+    full = fit_encoder(ds, epochs=3, seed=1, out=tmp_path / "full", **SMALL)
+    fit_encoder(ds, epochs=3, seed=1, out=tmp_path / "part", **SMALL, _stop_after=1)
+    resumed = fit_encoder(ds, epochs=3, seed=1, out=tmp_path / "part", resume=True, **SMALL)
+    for k, v in full.module.state_dict().items():
+        np.testing.assert_allclose(resumed.module.state_dict()[k].numpy(), v.numpy(), err_msg=k)
+
+
+def test_lazy_zarr_training(tmp_path):
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=5)
+    ds.chunk({"time": 8}).to_zarr(tmp_path / "d.zarr")
+    lazy = xr.open_zarr(tmp_path / "d.zarr")
+    a = fit_encoder(lazy, epochs=1, seed=2, **SMALL)
+    b = fit_encoder(ds, epochs=1, seed=2, **SMALL)
+    for k, v in a.module.state_dict().items():
+        np.testing.assert_allclose(b.module.state_dict()[k].numpy(), v.numpy(), err_msg=k)
+
+
+def test_trains_on_real_erainterim_daily(shared_data):
+    ds = xr.open_dataset(shared_data / "erainterim_daily" / "synoptreg_z500_ei.nc")
+    name = next(n for n, v in ds.data_vars.items() if v.ndim == 3)
+    ds = ds[[name]].isel(time=slice(0, 400))
+    m = fit_encoder(
+        ds, max_lag="4D", lag_step="1D", patch_size=8, widths=(8, 16), epochs=1,
+        pairs_per_epoch=128, batch_size=32, val_pairs=64, progress=False,
+    )
+    assert m.card["lag_step_seconds"] == 86400.0 and len(m.card["lag_classes"]) == 4
+    assert m.card["normalisation"]["log_variables"] == []
+    assert m.card["grid"]["dlat"] == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"max_lag": "10h", "lag_step": "3h"}, "whole multiple"),
+        ({"max_lag": "9h", "lag_step": "2h"}, "multiple of the data's time step"),
+        ({"max_lag": "nonsense"}, "duration"),
+        ({"max_lag": "9h", "patch_size": 64}, "does not fit"),
+        ({"max_lag": "9h", "lat_band": (95, 99)}, "selects no latitude"),
+    ],
+)
+def test_fit_encoder_errors(kw, match):
+    ds = synthetic_fields(n_time=30, nlat=32, nlon=64)
+    args = {**SMALL, "epochs": 1, **kw}
+    with pytest.raises(xatmodist.InputError, match=match):
+        fit_encoder(ds, **args)
+
+
+def test_fit_encoder_needs_enough_time():
+    ds = synthetic_fields(n_time=6, nlat=32, nlon=64)
+    with pytest.raises(xatmodist.InputError, match="Not enough time steps"):
+        fit_encoder(ds, **{**SMALL, "epochs": 1})
