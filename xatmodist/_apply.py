@@ -17,7 +17,7 @@ import xarray as xr
 
 from . import _validate as v
 from ._kernels import Tiling, make_tiling
-from .errors import GridError
+from .errors import GridError, InputError
 from .options import get_options
 from .zoo import Model, load_model
 
@@ -93,6 +93,15 @@ def apply(
         **kwargs,
     }
     arrays = [p.da for p in inputs]
+    if len(arrays) > 1:
+        try:
+            xr.align(*arrays, join="exact", exclude=core)
+        except ValueError as err:
+            raise InputError(
+                "The inputs must have the same coordinates along their shared non-spatial dims "
+                f"to be paired field by field; got {err}. Select matching fields or relabel "
+                "one input first, e.g. b.assign_coords(time=a.time)."
+            ) from err
     n_out = len(out_core_dims)
     return xr.apply_ufunc(
         kernel,

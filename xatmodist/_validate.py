@@ -179,7 +179,7 @@ def resolve_variables(
             if name not in ds.data_vars:
                 raise VariableNotFoundError(
                     f"variables= maps {w['name']!r} to {name!r}, which is not in the dataset; "
-                    f"it has {list(ds.data_vars)!r}."
+                    f"it has {list(ds.data_vars)!r}. Map {w['name']!r} to one of those names."
                 )
         elif w.get("standard_name") in by_std:
             name = by_std[w["standard_name"]][0]

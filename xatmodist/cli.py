@@ -79,6 +79,8 @@ def _train_encoder(args) -> int:
         name=args.name,
         threads=args.threads,
         lat_band=tuple(args.lat_band) if args.lat_band else None,
+        val_every=args.val_every,
+        block_length=args.block_length,
         data_description=" ".join(args.data),
     )
     print(f"saved {model.name} to {Path(args.out) / 'model'}")
@@ -153,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--seed", type=int, default=0)
     te.add_argument("--threads", type=int, default=None)
     te.add_argument("--lat-band", type=float, nargs=2, default=None)
+    te.add_argument("--val-every", type=int, default=10, help="every n-th time block validates")
+    te.add_argument("--block-length", type=int, default=None, help="time steps per block")
     te.add_argument("--name", default="atmodist-custom")
     te.add_argument("--out", required=True, help="folder for checkpoints and the model")
     te.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")

@@ -294,6 +294,13 @@ def _load_uncached(path: Path) -> Model:
             "it is truncated or in another format (pickle checkpoints are not loaded). "
             "Restore it or re-save the model with Model.save()."
         ) from err
+    n_in = card["args"].get("in_channels")
+    if n_in is not None and n_in != len(card["variables"]):
+        raise ModelError(
+            f"{path / CARD_FILE}: the network takes in_channels={n_in!r} but the card lists "
+            f"{len(card['variables'])} variables {[v['name'] for v in card['variables']]!r}; "
+            "they must agree. Fix the card or re-save the model."
+        )
     try:
         module = build(card["architecture"], card["args"])
     except (TypeError, ValueError, IndexError, KeyError, RuntimeError) as err:

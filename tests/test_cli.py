@@ -1,0 +1,65 @@
+"""The command line: each subcommand end to end on small data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import xatmodist
+from xatmodist.cli import main
+from xatmodist.testing import synthetic_fields
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models"]) == 0
+    assert "atmodist-swe-vd" in capsys.readouterr().out
+
+
+def test_demo_writes_figure_and_table(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "learned" in out and "l2" in out and "Lag prediction" in out
+    png = tmp_path / "demo.png"
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_simulate_train_evaluate_resume(tmp_path, capsys):
+    pytest.importorskip("torch_harmonics")
+    nc = tmp_path / "sim.nc"
+    args = ["simulate", "--n-runs", "2", "--n-steps", "24", "--seed", "3", "--nlat", "32",
+            "--spinup", "1D", "--out", str(nc)]
+    assert main(args) == 0
+    assert nc.is_file()
+    train = ["train", "encoder", str(nc), "--max-lag", "9h", "--patch-size", "16",
+             "--epochs", "1", "--pairs-per-epoch", "64", "--batch-size", "32",
+             "--val-every", "2", "--out", str(tmp_path / "run"), "--name", "cli-test"]
+    assert main(train) == 0
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    # resuming a finished run does no more epochs and rewrites the same model
+    assert main([*train, "--resume"]) == 0
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    capsys.readouterr()
+    assert main(["evaluate", "encoder", str(tmp_path / "run" / "model"), str(nc),
+                 "--n-pairs", "64", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"top1", "within1", "spearman_learned", "spearman_l2"} <= set(metrics)
+
+
+def test_errors_exit_2_with_message(tmp_path, capsys):
+    synthetic_fields(n_time=4).to_netcdf(tmp_path / "x.nc")
+    code = main(["evaluate", "encoder", "no-such-model", str(tmp_path / "x.nc")])
+    assert code == 2
+    assert "No model 'no-such-model'" in capsys.readouterr().err
+    assert main(["evaluate", "encoder", "x", str(tmp_path / "missing.nc")]) == 2
+
+
+def test_console_script_entry_point():
+    r = subprocess.run(
+        [sys.executable, "-m", "xatmodist.cli", "--help"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and "simulate" in r.stdout
+    assert xatmodist.__version__
