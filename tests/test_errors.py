@@ -568,3 +568,9 @@ def test_nan_field_gives_nan_features(f2, tiny_model):
     assert np.isnan(feats.values[1]).all()
     assert np.isfinite(feats.values[0]).all()
     assert isinstance(feats, xr.DataArray)
+
+
+def test_numeric_time_coordinate_is_refused(tiny_model, fields):
+    numeric = fields.assign_coords(time=np.arange(fields.sizes["time"], dtype=float))
+    with pytest.raises(xatmodist.InputError, match="not datetimes"):
+        xatmodist.predict_lag(numeric, lag="3h", model=tiny_model)

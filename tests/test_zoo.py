@@ -256,11 +256,12 @@ def test_pickle_weights_refused(fresh, tiny_model):
         ({"widths": [8, 16, 32]}, WeightsError, r"Missing key\(s\)"),
         ({"widths": [16]}, WeightsError, r"tensors do not fit AtmoDistNet"),
         ({"n_classes": 5}, WeightsError, r"size mismatch for head"),
-        ({"in_channels": 3}, WeightsError, r"size mismatch"),
+        ({"in_channels": 3}, ModelError, r"in_channels=3 but the card lists 2 variables"),
         ({"widths": []}, ModelError, r"do not fit AtmoDistNet \(IndexError"),
         ({"widths": [-1, 16]}, ModelError, r"do not fit AtmoDistNet \(RuntimeError"),
         ({"foo": 1}, ModelError, r"unexpected keyword argument 'foo'"),
-        ({"in_channels": "two"}, ModelError, r"do not fit AtmoDistNet"),
+        ({"in_channels": "two"}, ModelError, r"in_channels='two'"),
+        ({"blocks": "one"}, ModelError, r"do not fit AtmoDistNet \(TypeError"),
     ],
     ids=[
         "widths",
@@ -271,7 +272,8 @@ def test_pickle_weights_refused(fresh, tiny_model):
         "no-widths",
         "negative-width",
         "unknown-arg",
-        "str-arg",
+        "str-in-channels",
+        "str-blocks",
     ],
 )
 def test_card_args_that_do_not_fit_weights(fresh, args, error, match):

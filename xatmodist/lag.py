@@ -28,6 +28,12 @@ def _time_step(a, dim) -> pd.Timedelta:
             f"steps; got {a.sizes.get(dim, 0)} values."
         )
     t = a[dim].values
+    if t.dtype.kind in "iufb":
+        raise InputError(
+            f"Coordinate {dim!r} holds numbers ({t.dtype}), not datetimes; lags need real "
+            f"times. Decode them (xr.decode_cf, or open with decode_times=True) or assign "
+            f"a datetime coordinate: a.assign_coords({dim}=pd.date_range(...))."
+        )
     try:
         d = pd.to_timedelta(np.diff(t))
     except (TypeError, ValueError):

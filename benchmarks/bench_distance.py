@@ -1,0 +1,94 @@
+"""Throughput of ``distance`` through the accessor vs a bare batched torch loop.
+
+Run from the repo root::
+
+    python -m benchmarks.bench_distance [--n 1000] [--nlat 128] [--nlon 256] [--json out.json]
+
+All variants run in the same process on the same fields (random smooth fields
+of the requested size, float32), with the same torch thread setting; the
+figures are fields per second and the ratio to the bare loop, which tiles the
+fields exactly as the library does and calls ``model.distance`` in batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import xatmodist
+from xatmodist._kernels import _tiles, make_tiling
+from xatmodist.testing import synthetic_fields
+
+
+def _best(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--nlat", type=int, default=128)
+    p.add_argument("--nlon", type=int, default=256)
+    p.add_argument("--chunk", type=int, default=100)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
+    model = xatmodist.load_model()
+    batch = xatmodist.get_options()["batch_size"]
+    base = synthetic_fields(n_time=args.n // 2 + 1, nlat=args.nlat, nlon=args.nlon, seed=0)
+    a = base.isel(time=slice(0, args.n // 2))
+    b = base.isel(time=slice(1, args.n // 2 + 1)).assign_coords(time=a.time)
+    n_fields = 2 * a.sizes["time"]  # each distance encodes two fields
+
+    tiling = make_tiling(args.nlat, args.nlon, model.card["patch_size"], wrap=True)
+    xa = np.stack([a.vo.values, a.d.values], axis=1)
+    xb = np.stack([b.vo.values, b.d.values], axis=1)
+
+    def bare():
+        ta, tb = torch.from_numpy(_tiles(xa, tiling)), torch.from_numpy(_tiles(xb, tiling))
+        with torch.inference_mode():
+            out = [model.module.distance(ta[i : i + batch], tb[i : i + batch])
+                   for i in range(0, len(ta), batch)]
+        return torch.cat(out).reshape(len(xa), -1).mean(1)
+
+    def eager():
+        return a.atmodist.distance(b).values
+
+    ac, bc = a.chunk({"time": args.chunk}), b.chunk({"time": args.chunk})
+
+    def lazy():
+        return ac.atmodist.distance(bc).compute(scheduler="synchronous").values
+
+    ref = bare().numpy()
+    np.testing.assert_allclose(eager(), ref, rtol=1e-4)
+    np.testing.assert_allclose(lazy(), ref, rtol=1e-4)
+    res = {"n_fields": n_fields, "grid": [args.nlat, args.nlon], "batch_size": batch,
+           "torch_threads": torch.get_num_threads(), "dask_chunk": args.chunk}
+    t_bare = _best(bare, args.repeat)
+    for name, fn in (("bare torch loop", bare), ("accessor, numpy", eager),
+                     ("accessor, dask", lazy)):
+        t = t_bare if fn is bare else _best(fn, args.repeat)
+        res[name] = {"fields_per_s": n_fields / t, "ratio_to_bare": t_bare / t}
+    print(f"distance on {n_fields} fields of {args.nlat}x{args.nlon} "
+          f"({torch.get_num_threads()} torch threads, batch {batch}):")
+    for name in ("bare torch loop", "accessor, numpy", "accessor, dask"):
+        r = res[name]
+        print(f"  {name:<18} {r['fields_per_s']:8.1f} fields/s   {r['ratio_to_bare']:.2f}x bare")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
