@@ -58,8 +58,10 @@ def main() -> None:
     def bare():
         ta, tb = torch.from_numpy(_tiles(xa, tiling)), torch.from_numpy(_tiles(xb, tiling))
         with torch.inference_mode():
-            out = [model.module.distance(ta[i : i + batch], tb[i : i + batch])
-                   for i in range(0, len(ta), batch)]
+            out = [
+                model.module.distance(ta[i : i + batch], tb[i : i + batch])
+                for i in range(0, len(ta), batch)
+            ]
         return torch.cat(out).reshape(len(xa), -1).mean(1)
 
     def eager():
@@ -73,15 +75,25 @@ def main() -> None:
     ref = bare().numpy()
     np.testing.assert_allclose(eager(), ref, rtol=1e-4)
     np.testing.assert_allclose(lazy(), ref, rtol=1e-4)
-    res = {"n_fields": n_fields, "grid": [args.nlat, args.nlon], "batch_size": batch,
-           "torch_threads": torch.get_num_threads(), "dask_chunk": args.chunk}
+    res = {
+        "n_fields": n_fields,
+        "grid": [args.nlat, args.nlon],
+        "batch_size": batch,
+        "torch_threads": torch.get_num_threads(),
+        "dask_chunk": args.chunk,
+    }
     t_bare = _best(bare, args.repeat)
-    for name, fn in (("bare torch loop", bare), ("accessor, numpy", eager),
-                     ("accessor, dask", lazy)):
+    for name, fn in (
+        ("bare torch loop", bare),
+        ("accessor, numpy", eager),
+        ("accessor, dask", lazy),
+    ):
         t = t_bare if fn is bare else _best(fn, args.repeat)
         res[name] = {"fields_per_s": n_fields / t, "ratio_to_bare": t_bare / t}
-    print(f"distance on {n_fields} fields of {args.nlat}x{args.nlon} "
-          f"({torch.get_num_threads()} torch threads, batch {batch}):")
+    print(
+        f"distance on {n_fields} fields of {args.nlat}x{args.nlon} "
+        f"({torch.get_num_threads()} torch threads, batch {batch}):"
+    )
     for name in ("bare torch loop", "accessor, numpy", "accessor, dask"):
         r = res[name]
         print(f"  {name:<18} {r['fields_per_s']:8.1f} fields/s   {r['ratio_to_bare']:.2f}x bare")

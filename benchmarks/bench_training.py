@@ -54,8 +54,9 @@ def main() -> None:
         if s == 5:
             t0 = time.perf_counter()
         i = (s % 8) * args.batch
-        loss = F.cross_entropy(net(xa[i : i + args.batch], xb[i : i + args.batch]),
-                               y[i : i + args.batch])
+        loss = F.cross_entropy(
+            net(xa[i : i + args.batch], xb[i : i + args.batch]), y[i : i + args.batch]
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -63,16 +64,29 @@ def main() -> None:
 
     t0 = time.perf_counter()
     model = fit_encoder(
-        ds, max_lag="36h", lag_step="3h", patch_size=32, epochs=1,
-        pairs_per_epoch=args.steps * args.batch, batch_size=args.batch, val_pairs=64,
+        ds,
+        max_lag="36h",
+        lag_step="3h",
+        patch_size=32,
+        epochs=1,
+        pairs_per_epoch=args.steps * args.batch,
+        batch_size=args.batch,
+        val_pairs=64,
         progress=False,
     )
     pipeline = model.card["training"]["history"][0]["pairs_per_second"]
-    res = {"bare_pairs_per_s": bare, "fit_encoder_pairs_per_s": pipeline,
-           "ratio": pipeline / bare, "zarr": args.zarr, "threads": torch.get_num_threads()}
+    res = {
+        "bare_pairs_per_s": bare,
+        "fit_encoder_pairs_per_s": pipeline,
+        "ratio": pipeline / bare,
+        "zarr": args.zarr,
+        "threads": torch.get_num_threads(),
+    }
     print(f"bare loop on in-memory tensors: {bare:7.1f} pairs/s")
-    print(f"fit_encoder ({'zarr' if args.zarr else 'numpy'} data):   {pipeline:7.1f} pairs/s "
-          f"= {pipeline / bare:.2f}x bare")
+    print(
+        f"fit_encoder ({'zarr' if args.zarr else 'numpy'} data):   {pipeline:7.1f} pairs/s "
+        f"= {pipeline / bare:.2f}x bare"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -22,7 +22,9 @@ def _ops(model):
     """Each public op as a function of one Dataset."""
     return {
         "distance": lambda ds: xatmodist.distance(*_later(ds, 2), model=model),
-        "distance_spatial": lambda ds: xatmodist.distance(*_later(ds, 2), model=model, spatial=True),
+        "distance_spatial": lambda ds: xatmodist.distance(
+            *_later(ds, 2), model=model, spatial=True
+        ),
         "distance_l2": lambda ds: xatmodist.distance(*_later(ds, 2), model=model, metric="l2"),
         "embed_mean": lambda ds: xatmodist.embed(ds, model=model),
         "embed_tile": lambda ds: xatmodist.embed(ds, model=model, pool="tile"),

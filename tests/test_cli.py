@@ -29,13 +29,44 @@ def test_demo_writes_figure_and_table(tmp_path, capsys):
 def test_simulate_train_evaluate_resume(tmp_path, capsys):
     pytest.importorskip("torch_harmonics")
     nc = tmp_path / "sim.nc"
-    args = ["simulate", "--n-runs", "2", "--n-steps", "24", "--seed", "3", "--nlat", "32",
-            "--spinup", "1D", "--out", str(nc)]
+    args = [
+        "simulate",
+        "--n-runs",
+        "2",
+        "--n-steps",
+        "24",
+        "--seed",
+        "3",
+        "--nlat",
+        "32",
+        "--spinup",
+        "1D",
+        "--out",
+        str(nc),
+    ]
     assert main(args) == 0
     assert nc.is_file()
-    train = ["train", "encoder", str(nc), "--max-lag", "9h", "--patch-size", "16",
-             "--epochs", "1", "--pairs-per-epoch", "64", "--batch-size", "32",
-             "--val-every", "2", "--out", str(tmp_path / "run"), "--name", "cli-test"]
+    train = [
+        "train",
+        "encoder",
+        str(nc),
+        "--max-lag",
+        "9h",
+        "--patch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--pairs-per-epoch",
+        "64",
+        "--batch-size",
+        "32",
+        "--val-every",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+        "--name",
+        "cli-test",
+    ]
     assert main(train) == 0
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
     # resuming a finished run does no more epochs and rewrites the same model
@@ -43,8 +74,20 @@ def test_simulate_train_evaluate_resume(tmp_path, capsys):
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1
     capsys.readouterr()
-    assert main(["evaluate", "encoder", str(tmp_path / "run" / "model"), str(nc),
-                 "--n-pairs", "64", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "encoder",
+                str(tmp_path / "run" / "model"),
+                str(nc),
+                "--n-pairs",
+                "64",
+                "--json",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert {"top1", "within1", "spearman_learned", "spearman_l2"} <= set(metrics)
 

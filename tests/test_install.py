@@ -15,18 +15,42 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_install_loads_models_offline(tmp_path):
     wheel_dir = tmp_path / "wheel"
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(wheel_dir), str(ROOT)],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheel_dir),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     if r.returncode != 0:
         pytest.fail(f"building the wheel failed:\n{r.stderr[-2000:]}")
     target = tmp_path / "site"
     wheel = next(wheel_dir.glob("xatmodist-*.whl"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-         "--target", str(target), str(wheel)],
-        check=True, capture_output=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     code = (
         "import socket\n"
@@ -40,7 +64,10 @@ def test_wheel_install_loads_models_offline(tmp_path):
         "print(sorted(xatmodist.list_models()), ds.sizes['time'])\n"
     )
     r = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
     )
     assert r.returncode == 0, r.stderr[-3000:]

@@ -101,8 +101,16 @@ def test_trains_on_real_erainterim_daily(shared_data):
     name = next(n for n, v in ds.data_vars.items() if v.ndim == 3)
     ds = ds[[name]].isel(time=slice(0, 400))
     m = fit_encoder(
-        ds, max_lag="4D", lag_step="1D", patch_size=8, widths=(8, 16), epochs=1,
-        pairs_per_epoch=128, batch_size=32, val_pairs=64, progress=False,
+        ds,
+        max_lag="4D",
+        lag_step="1D",
+        patch_size=8,
+        widths=(8, 16),
+        epochs=1,
+        pairs_per_epoch=128,
+        batch_size=32,
+        val_pairs=64,
+        progress=False,
     )
     assert m.card["lag_step_seconds"] == 86400.0 and len(m.card["lag_classes"]) == 4
     assert m.card["normalisation"]["log_variables"] == []

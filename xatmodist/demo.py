@@ -38,9 +38,11 @@ def run_demo(out: Path = Path("demo-output"), model=None) -> dict:
     t0 = time.perf_counter()
     m = load_model(model)
     ds = datasets.sample()[["vo", "d"]].chunk({"run": 1, "time": 10})
-    print(f"model {m.name}: {m.card['architecture']}, patch {m.card['patch_size']}, "
-          f"{len(m.card['lag_classes'])} lag classes of "
-          f"{pd.Timedelta(seconds=m.card['lag_step_seconds'])}")
+    print(
+        f"model {m.name}: {m.card['architecture']}, patch {m.card['patch_size']}, "
+        f"{len(m.card['lag_classes'])} lag classes of "
+        f"{pd.Timedelta(seconds=m.card['lag_step_seconds'])}"
+    )
     print(f"sample: {dict(ds.sizes)} (lazy, {ds.vo.data.npartitions} dask chunks per variable)")
 
     curve = lag_curve(ds, model=m)
@@ -51,8 +53,12 @@ def run_demo(out: Path = Path("demo-output"), model=None) -> dict:
     hours = (curve.lag.values / np.timedelta64(1, "h")).astype(int)
     _print_table(
         "Mean distance between fields k hours apart (relative to the largest lag)",
-        [(f"{h} h", f"{a:.3f}", f"{b:.3f}") for h, a, b in
-         zip(hours, curve.learned_relative.values, curve.l2_relative.values, strict=True)],
+        [
+            (f"{h} h", f"{a:.3f}", f"{b:.3f}")
+            for h, a, b in zip(
+                hours, curve.learned_relative.values, curve.l2_relative.values, strict=True
+            )
+        ],
         ("lag", "learned", "l2"),
     )
     classes_h = (pred.lag.values / np.timedelta64(1, "h")).astype(int)
@@ -60,8 +66,10 @@ def run_demo(out: Path = Path("demo-output"), model=None) -> dict:
     guess = classes_h[pred.argmax("lag").values.ravel()]
     acc = float((guess == 12).mean())
     within = float((np.abs(guess - 12) <= m.card["lag_step_seconds"] / 3600).mean())
-    print(f"\nLag prediction for pairs 12 h apart ({guess.size} pairs): argmax = 12 h for "
-          f"{acc:.0%}, within one class for {within:.0%}; mean probability per class:")
+    print(
+        f"\nLag prediction for pairs 12 h apart ({guess.size} pairs): argmax = 12 h for "
+        f"{acc:.0%}, within one class for {within:.0%}; mean probability per class:"
+    )
     print("  " + "  ".join(f"{h}h:{p:.2f}" for h, p in zip(classes_h, mean_p, strict=True)))
 
     out = Path(out)
@@ -81,13 +89,17 @@ def run_demo(out: Path = Path("demo-output"), model=None) -> dict:
         ax[0].set_title("sample: relative vorticity")
         ax[1].plot(hours, curve.learned_relative, "o-", label="AtmoDist (learned)")
         ax[1].plot(hours, curve.l2_relative, "s--", label="l2")
-        ax[1].set(xlabel="lag (h)", ylabel="distance / distance at max lag",
-                  title="distance vs lag")
+        ax[1].set(
+            xlabel="lag (h)", ylabel="distance / distance at max lag", title="distance vs lag"
+        )
         ax[1].legend()
         ax[2].bar(classes_h, mean_p, width=2.4)
         ax[2].axvline(12, color="k", ls=":")
-        ax[2].set(xlabel="predicted lag (h)", ylabel="mean probability",
-                  title="lag prediction, true lag 12 h")
+        ax[2].set(
+            xlabel="predicted lag (h)",
+            ylabel="mean probability",
+            title="lag prediction, true lag 12 h",
+        )
         fig.tight_layout()
         fig.savefig(fig_path, dpi=110)
         plt.close(fig)
