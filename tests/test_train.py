@@ -138,3 +138,55 @@ def test_fit_encoder_needs_enough_time():
     ds = synthetic_fields(n_time=6, nlat=32, nlon=64)
     with pytest.raises(xatmodist.InputError, match="Not enough time steps"):
         fit_encoder(ds, **{**SMALL, "epochs": 1})
+
+
+_KILL_SCRIPT = """
+import sys
+from xatmodist.testing import synthetic_fields
+from xatmodist.train import fit_encoder
+ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=6)
+fit_encoder(ds, epochs=40, seed=3, out=sys.argv[1], max_lag="9h", patch_size=16,
+            widths=(8, 16), pairs_per_epoch=128, batch_size=32, val_pairs=64,
+            block_length=8, val_every=3, progress=False)
+"""
+
+
+def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
+    """A real subprocess is SIGKILLed after its second checkpoint; resuming finishes the
+    run to the same weights as an uninterrupted run with the same seed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out)])
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        if proc.poll() is not None:
+            pytest.fail("training subprocess ended before it could be killed")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    # the latest checkpoint is complete (atomic write) and loads
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    done = int(state["epoch"]) + 1
+    assert 2 <= done < 40
+    args = {**SMALL, "block_length": 8, "val_every": 3}
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=6)
+    # resume for one more epoch; the reference runs the same 40-epoch schedule
+    # uninterrupted and stops after the same number of epochs
+    stop = done + 1
+    resumed = fit_encoder(ds, epochs=40, seed=3, out=out, resume=True, **args, _stop_after=stop)
+    ref = fit_encoder(ds, epochs=40, seed=3, out=tmp_path / "ref", **args, _stop_after=stop)
+    for k, v in ref.module.state_dict().items():
+        if k == "alpha":
+            continue
+        np.testing.assert_allclose(resumed.module.state_dict()[k].numpy(), v.numpy(), err_msg=k)
