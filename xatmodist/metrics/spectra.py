@@ -1,0 +1,441 @@
+"""Zonal power spectra of fields on a regular latitude/longitude grid.
+
+The wrapper functions own dimensions, coordinates and attributes; the array
+kernel :func:`_power_kernel` owns the FFT.  Spectra are computed with
+``xr.apply_ufunc(dask="parallelized")``, so dask-backed input stays lazy.
+
+This module also holds the small input helpers shared by the other metrics
+modules (finding latitude/longitude, reading coordinates in degrees).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from .._validate import _spacing, check_core_chunks, check_same_grid, spatial_dims
+from ..derive import EARTH_RADIUS
+from ..errors import GridError, InputError
+
+__all__ = ["zonal_power_spectrum", "kinetic_energy_spectrum", "EARTH_RADIUS"]
+
+WAVENUMBER = "zonal_wavenumber"
+
+#: Shape parameter of the Tukey window used for regional grids (fraction tapered).
+TUKEY_ALPHA = 0.5
+
+Window = Literal["auto", "tukey", "hann", "none"]
+
+
+# --------------------------------------------------------------------------
+# public functions
+
+
+def zonal_power_spectrum(
+    da: xr.DataArray,
+    *,
+    lon: Hashable | None = None,
+    lat: Hashable | None = None,
+    average_lat: bool = True,
+    window: Window = "auto",
+    radius: float = EARTH_RADIUS,
+) -> xr.DataArray:
+    r"""Power spectrum along longitude, per latitude circle or latitude-averaged.
+
+    Each latitude circle ``x_0 .. x_{N-1}`` is Fourier transformed along
+    longitude, :math:`X_k = \frac1N\sum_n x_n e^{-2\pi i kn/N}`, and the
+    one-sided power is :math:`P_0 = |X_0|^2`, :math:`P_k = 2|X_k|^2` for
+    :math:`0 < k < N/2` and :math:`P_{N/2} = |X_{N/2}|^2` (``N`` even).  With
+    this normalisation Parseval's theorem reads
+
+    .. math:: \sum_k P_k = \frac1N\sum_n x_n^2,
+
+    i.e. the spectrum splits the mean square of the field along the circle
+    into wavenumbers, and a wave :math:`A\cos(k\lambda)` has power
+    :math:`A^2/2` at ``k``.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Field on a regular latitude/longitude grid (degrees), numpy- or
+        dask-backed, with any further dimensions (time, level, ...).
+    lon, lat : hashable, optional
+        Names of the longitude and latitude dimensions; found from CF
+        attributes or usual names when not given.
+    average_lat : bool, default True
+        Average the spectra of all latitude circles with ``cos(lat)``
+        weights (circles containing NaN are skipped).  If False, keep one
+        spectrum per latitude.
+    window : {"auto", "tukey", "hann", "none"}, default "auto"
+        Taper applied along longitude before the transform.  ``"auto"`` uses
+        none on a global grid (the field is periodic) and a Tukey window
+        (``alpha=0.5``) on a regional one.  When a window is used, the mean
+        of each circle is removed before tapering and reported as
+        :math:`P_0` = mean², and the power is divided by the mean square of
+        the window, so Parseval holds approximately rather than exactly.
+    radius : float, default 6.37122e6
+        Radius of the sphere in metres, for the ``wavelength`` coordinate.
+
+    Returns
+    -------
+    xarray.DataArray
+        Power with the non-spatial dims of ``da`` (and ``lat`` if
+        ``average_lat=False``) plus ``zonal_wavenumber``: integer ``k``, the
+        number of cycles per latitude circle on a global grid, or per domain
+        width ``N * dlon`` on a regional grid.  Coordinate ``wavelength`` (m)
+        is :math:`2\pi a\cos\varphi / k` scaled by the covered fraction of the
+        circle, per latitude; after averaging over latitude it is given at
+        the equator (:math:`\cos\varphi = 1`).  It is ``inf`` at ``k = 0``.
+        Attributes: ``units`` (the input's units squared), ``long_name``,
+        ``window`` and ``normalisation``.  float32 for float32 input,
+        float64 otherwise; lazy for dask input.
+
+    Raises
+    ------
+    InputError
+        If ``da`` is not a DataArray, or latitude/longitude cannot be found
+        or have no coordinate values.
+    GridError
+        If longitude is not a regular grid, or latitude is outside
+        [-90, 90].
+    ChunkError
+        If a dask-backed ``da`` has several chunks along longitude.
+
+    See Also
+    --------
+    kinetic_energy_spectrum, spectral_error
+
+    Examples
+    --------
+    A wave of amplitude 3 and wavenumber 4 has power 3**2 / 2 at k = 4:
+
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> from xatmodist.metrics import zonal_power_spectrum
+    >>> lat = np.linspace(-80.0, 80.0, 9)
+    >>> lon = np.arange(0.0, 360.0, 5.0)
+    >>> wave = xr.DataArray(
+    ...     3.0 * np.cos(4 * np.deg2rad(lon)) + 0 * lat[:, None],
+    ...     dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, attrs={"units": "K"},
+    ... )
+    >>> p = zonal_power_spectrum(wave)
+    >>> float(p.sel(zonal_wavenumber=4))
+    4.5
+    >>> p.attrs["units"]
+    'K2'
+    >>> f"{float(p.wavelength.sel(zonal_wavenumber=4)):.4g} m"  # at the equator
+    '1.001e+07 m'
+    """
+    _check_dataarray(da, "da")
+    radius = _check_radius(radius)
+    lat, lon = latlon_dims(da, lat=lat, lon=lon)
+    lat_deg = degrees(da, lat, kind="latitude")
+    lon_deg = degrees(da, lon, kind="longitude")
+    n, width, periodic_dup = _zonal_extent(lon_deg, lon)
+    if periodic_dup:  # last column repeats the first: drop it, the grid is periodic
+        da = da.isel({lon: slice(0, n)})
+    is_global = abs(width - 2 * np.pi) < 1e-6
+    taper = _window(window, n, is_global)
+    check_core_chunks(da, [lon])
+
+    dtype = np.dtype(np.float32 if da.dtype == np.float32 else np.float64)
+    nk = n // 2 + 1
+    power = xr.apply_ufunc(
+        _power_kernel,
+        da,
+        input_core_dims=[[lon]],
+        output_core_dims=[[WAVENUMBER]],
+        dask="parallelized",
+        dask_gufunc_kwargs={
+            "output_sizes": {WAVENUMBER: nk},
+            "meta": np.empty((0,) * da.ndim, dtype=dtype),
+        },
+        kwargs={"window": taper, "dtype": dtype},
+    )
+    k = np.arange(nk)
+    coslat = xr.DataArray(np.cos(np.deg2rad(lat_deg)).clip(0.0, None), dims=lat)
+    wn = xr.DataArray(k, dims=WAVENUMBER)
+    with np.errstate(divide="ignore", invalid="ignore"):  # k = 0, poles
+        if average_lat:
+            if da.sizes[lat] > 1 and float(coslat.sum()) > 0:
+                power = power.weighted(coslat.assign_coords({lat: da[lat]})).mean(lat)
+            else:
+                power = power.mean(lat)
+            power = power.astype(dtype, copy=False)
+            wavelength = xr.DataArray(radius * width / k, dims=WAVENUMBER)
+            where = "at the equator"
+        else:
+            wavelength = (radius * width * coslat / wn).transpose(lat, WAVENUMBER)
+            where = "along each latitude circle"
+    power = power.assign_coords(
+        {
+            WAVENUMBER: wn.assign_attrs(
+                long_name=f"zonal wavenumber (cycles per {'circle' if is_global else 'domain'})",
+                units="1",
+            ),
+            "wavelength": wavelength.assign_attrs(long_name=f"wavelength {where}", units="m"),
+        }
+    )
+    name = da.attrs.get("long_name", da.name)
+    power.attrs = {
+        "long_name": "Zonal power spectrum" + (f" of {name}" if name is not None else ""),
+        "window": "none" if taper is None else taper_name(window),
+        "normalisation": "sum over zonal_wavenumber equals the mean square along the "
+        "latitude circle (Parseval)" + ("" if taper is None else ", approximately (windowed)"),
+    }
+    if "units" in da.attrs:
+        power.attrs["units"] = squared_units(da.attrs["units"])
+    return power.rename(da.name)
+
+
+def kinetic_energy_spectrum(
+    u: xr.DataArray,
+    v: xr.DataArray,
+    *,
+    lon: Hashable | None = None,
+    lat: Hashable | None = None,
+    average_lat: bool = True,
+    window: Window = "auto",
+    radius: float = EARTH_RADIUS,
+) -> xr.DataArray:
+    r"""Zonal kinetic-energy spectrum :math:`E_k = \frac12 (P^u_k + P^v_k)`.
+
+    Both power spectra come from :func:`zonal_power_spectrum` (same
+    normalisation, so :math:`\sum_k E_k` is the mean kinetic energy per unit
+    mass along the circle).
+
+    Parameters
+    ----------
+    u, v : xarray.DataArray
+        Eastward and northward wind (m s-1) on the same grid.
+    lon, lat, average_lat, window, radius
+        As for :func:`zonal_power_spectrum`.
+
+    Returns
+    -------
+    xarray.DataArray
+        Kinetic energy per zonal wavenumber, units ``m2 s-2`` (or the wind's
+        units squared), with the coordinates of :func:`zonal_power_spectrum`.
+
+    Raises
+    ------
+    InputError, GridError, ChunkError
+        As for :func:`zonal_power_spectrum`; GridError also if ``u`` and
+        ``v`` are on different grids.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> from xatmodist.metrics import kinetic_energy_spectrum
+    >>> lon = np.arange(0.0, 360.0, 10.0)
+    >>> u = xr.DataArray(
+    ...     [2.0 * np.cos(3 * np.deg2rad(lon))], dims=("lat", "lon"),
+    ...     coords={"lat": [0.0], "lon": lon}, attrs={"units": "m s-1"},
+    ... )
+    >>> e = kinetic_energy_spectrum(u, 0 * u)
+    >>> float(e.sel(zonal_wavenumber=3)), e.attrs["units"]
+    (1.0, 'm2 s-2')
+    """
+    _check_dataarray(u, "u")
+    _check_dataarray(v, "v")
+    lat, lon = latlon_dims(u, lat=lat, lon=lon)
+    check_same_grid(u, v, [lat, lon])
+    kw: dict[str, Any] = {
+        "lat": lat,
+        "lon": lon,
+        "average_lat": average_lat,
+        "window": window,
+        "radius": radius,
+    }
+    pu = zonal_power_spectrum(u, **kw)
+    pv = zonal_power_spectrum(v, **kw)
+    energy = 0.5 * (pu + pv)
+    energy.attrs = dict(pu.attrs, long_name="Zonal kinetic energy spectrum")
+    if "units" not in energy.attrs and "units" in v.attrs:
+        energy.attrs["units"] = squared_units(v.attrs["units"])
+    return energy.rename("kinetic_energy")
+
+
+# --------------------------------------------------------------------------
+# array kernel
+
+
+def _power_kernel(x: np.ndarray, *, window: np.ndarray | None, dtype: np.dtype) -> np.ndarray:
+    """One-sided power of the last axis, normalised so that Parseval holds."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    mean = None
+    if window is not None:
+        mean = x.mean(axis=-1)
+        x = (x - mean[..., None]) * window
+    spec = np.fft.rfft(x, axis=-1) / n
+    power = spec.real**2 + spec.imag**2
+    power[..., 1 : (n + 1) // 2] *= 2.0  # the negative wavenumbers, folded over
+    if window is not None:
+        power /= np.mean(window**2)
+        power[..., 0] = mean**2
+    return power.astype(dtype, copy=False)
+
+
+# --------------------------------------------------------------------------
+# helpers shared by the metrics modules
+
+
+def _check_dataarray(obj: Any, name: str) -> None:
+    if not isinstance(obj, xr.DataArray):
+        hint = (
+            " Select one variable first, e.g. ds['t2m'], or use ds.map(...)."
+            if isinstance(obj, xr.Dataset)
+            else " Wrap it with xarray.DataArray(..., dims=..., coords=...)."
+        )
+        raise InputError(
+            f"Expected {name} to be an xarray.DataArray on a latitude/longitude grid, "
+            f"but got {type(obj).__name__}.{hint}"
+        )
+    if not (np.issubdtype(obj.dtype, np.floating) or np.issubdtype(obj.dtype, np.integer)):
+        raise InputError(
+            f"Expected {name} to hold real numbers, but its dtype is {obj.dtype}. "
+            f"Convert it with {name}.astype('float64')."
+        )
+
+
+def _check_radius(radius: Any) -> float:
+    try:
+        value = float(radius)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0:
+        raise InputError(
+            f"Expected radius to be a positive number of metres (Earth: {EARTH_RADIUS:g}), "
+            f"but got {radius!r}."
+        )
+    return value
+
+
+def latlon_dims(
+    da: xr.DataArray, *, lat: Hashable | None = None, lon: Hashable | None = None
+) -> tuple[Hashable, Hashable]:
+    """The (latitude, longitude) dimensions of ``da``: given, else found."""
+    if lat is None or lon is None:
+        probe = da
+        for given, usual in ((lat, "lat"), (lon, "lon")):
+            if given is not None and given in da.dims and usual not in da.dims:
+                probe = probe.rename({given: usual})  # so only the other one is searched
+        try:
+            found = spatial_dims(probe)
+        except InputError as err:
+            msg = str(err).split(" Pass spatial_dims")[0]
+            raise InputError(
+                f"{msg} Name the dimensions with lat='your_lat_dim', lon='your_lon_dim'."
+            ) from None
+        lat = found[0] if lat is None else lat
+        lon = found[1] if lon is None else lon
+    for kwarg, d in (("lat", lat), ("lon", lon)):
+        if d not in da.dims:
+            raise InputError(
+                f"{kwarg}={d!r} is not a dimension of the input; it has dims "
+                f"{tuple(da.dims)!r}. Pass the name of the {kwarg} dimension."
+            )
+    if lat == lon:
+        raise InputError(
+            f"Latitude and longitude resolved to the same dimension {lat!r}; pass distinct "
+            "names with lat=... and lon=...."
+        )
+    return lat, lon
+
+
+def degrees(da: xr.DataArray, dim: Hashable, *, kind: str) -> np.ndarray:
+    """Values (float64, degrees) of the 1-D coordinate of ``dim``."""
+    if dim not in da.coords:
+        raise InputError(
+            f"The {kind} dimension {dim!r} has no coordinate values; assign them in degrees, "
+            f"e.g. da.assign_coords({dim}=np.linspace(...))."
+        )
+    values = np.asarray(da[dim].values)
+    if not np.issubdtype(values.dtype, np.number):
+        raise InputError(
+            f"The {kind} coordinate {dim!r} must be numeric degrees; got dtype {values.dtype}."
+        )
+    values = values.astype(np.float64)
+    if kind == "latitude" and np.any(np.abs(values) > 90.0 + 1e-6):
+        raise GridError(
+            f"Expected latitudes within [-90, 90] degrees, but {dim!r} spans "
+            f"[{np.nanmin(values):g}, {np.nanmax(values):g}]. Pass the latitude dimension "
+            "with lat=... or convert it to degrees."
+        )
+    return values
+
+
+def squared_units(units: str) -> str:
+    """CF units string of a squared quantity: ``'m s-1'`` -> ``'m2 s-2'``."""
+    text = str(units).strip()
+    if text in ("", "1"):
+        return text
+    out = []
+    for token in text.split():
+        m = re.fullmatch(r"([A-Za-z%]+)(?:\^|\*\*)?(-?\d+)?", token)
+        if m is None:
+            return f"({text})2"
+        out.append(f"{m.group(1)}{2 * int(m.group(2) or 1)}")
+    return " ".join(out)
+
+
+def _zonal_extent(lon_deg: np.ndarray, lon: Hashable) -> tuple[int, float, bool]:
+    """(points used, covered width in radians, last column repeats the first)."""
+    x = np.unwrap(lon_deg, period=360.0) if lon_deg.size > 1 else lon_deg
+    step = _spacing(x, lon)  # GridError if irregular
+    n = x.size
+    if n >= 3 and abs((n - 1) * step - 360.0) < 0.5 * step:
+        return n - 1, 2 * np.pi, True
+    width = n * step
+    if width > 360.0 + 0.5 * step:
+        raise GridError(
+            f"Longitude {lon!r} covers {width:g} degrees, more than a full circle. "
+            "Select one circle, e.g. da.isel({...}) with 360/dlon points."
+        )
+    if abs(width - 360.0) < 0.5 * step:
+        width = 360.0
+    return n, float(np.deg2rad(width)), False
+
+
+def _window(window: str, n: int, is_global: bool) -> np.ndarray | None:
+    if window not in ("auto", "tukey", "hann", "none"):
+        raise InputError(
+            f"window must be one of 'auto', 'tukey', 'hann' or 'none'; got {window!r}."
+        )
+    if window == "none" or (window == "auto" and is_global):
+        return None
+    from scipy.signal import windows
+
+    if window == "hann":
+        return windows.hann(n, sym=False)
+    return windows.tukey(n, alpha=TUKEY_ALPHA, sym=False)
+
+
+def taper_name(window: str) -> str:
+    """Human-readable description of the taper, for attrs."""
+    if window == "hann":
+        return "hann (mean removed first)"
+    return f"tukey(alpha={TUKEY_ALPHA}) (mean removed first)"
+
+
+def as_dims(dim: str | Hashable | Sequence[Hashable] | None, obj: xr.DataArray) -> list | None:
+    """Normalise a ``dim`` argument to a list (``None`` stays ``None``)."""
+    if dim is None:
+        return None
+    if isinstance(dim, str) or not isinstance(dim, Sequence):
+        dims = [dim]
+    else:
+        dims = list(dim)
+    missing = [d for d in dims if d not in obj.dims]
+    if missing:
+        raise InputError(
+            f"dim={dim!r} names {missing!r}, which are not dimensions of the input "
+            f"{tuple(obj.dims)!r}."
+        )
+    return dims
