@@ -183,3 +183,20 @@ def test_options_batch_size_does_not_change_results(tiny_model, fields):
     with xatmodist.set_options(batch_size=3, torch_threads=1):
         got = xatmodist.distance(a, b, model=tiny_model, spatial=True)
     xr.testing.assert_allclose(ref, got, rtol=1e-5)
+
+
+def test_grid_conventions_give_the_same_answer(tiny_model, fields):
+    """Ascending latitude and -180..180 longitude are the same fields: same numbers."""
+    a, b = _later(fields, 2)
+    ref = xatmodist.distance(a, b, model=tiny_model, spatial=True)
+    flip = [x.isel(lat=slice(None, None, -1)) for x in (a, b)]
+    xr.testing.assert_allclose(xatmodist.distance(*flip, model=tiny_model, spatial=True), ref)
+
+    def to_pm180(x):
+        x = x.assign_coords(lon=((x.lon + 180) % 360) - 180)
+        return x.sortby("lon")
+
+    pm = [to_pm180(x) for x in (a, b)]
+    got = xatmodist.distance(*pm, model=tiny_model, spatial=True)
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-5)
+    np.testing.assert_allclose(got.patch_lon.values, ref.patch_lon.values)

@@ -56,6 +56,11 @@ def prepare(
     lat, lon = v.spatial_dims(da, spatial_dims)
     da = da.transpose(..., v.CHANNEL, lat, lon)
     v.check_core_chunks(da, [lat, lon])
+    # present the grid in the model's north-south orientation (lazy reversal)
+    if lat in da.coords and da.sizes[lat] > 1:
+        descending = bool(da[lat].values[0] > da[lat].values[-1])
+        if descending != bool(card["grid"].get("lat_descending", True)):
+            da = da.isel({lat: slice(None, None, -1)})
     if da.chunks is not None:
         da = da.chunk({v.CHANNEL: -1})  # our own stacking dim, never the user's
     patch = int(card["patch_size"])
@@ -69,7 +74,11 @@ def prepare(
         )
     dlat, dlon = v.grid_spacing(da, lat, lon)
     v.check_grid(card, dlat, dlon, stacklevel=stacklevel)
-    return Prepared(da, lat, lon, m, make_tiling(nlat, nlon, patch, wrap), wrap)
+    offset = 0
+    if wrap:
+        x = np.asarray(da[lon].values, dtype=np.float64)
+        offset = int(np.argmin(np.abs((x + 180.0) % 360.0 - 180.0)))
+    return Prepared(da, lat, lon, m, make_tiling(nlat, nlon, patch, wrap, offset), wrap)
 
 
 def apply(

@@ -41,9 +41,16 @@ def _starts(n: int, patch: int, wrap: bool) -> tuple[int, ...]:
     return tuple(int(round(x)) for x in np.linspace(0, n - patch, k))
 
 
-def make_tiling(nlat: int, nlon: int, patch: int, wrap: bool) -> Tiling:
-    """Patches covering an ``nlat x nlon`` grid (longitude wraps if ``wrap``)."""
-    return Tiling(_starts(nlat, patch, False), _starts(nlon, patch, wrap), patch, nlon)
+def make_tiling(nlat: int, nlon: int, patch: int, wrap: bool, lon_offset: int = 0) -> Tiling:
+    """Patches covering an ``nlat x nlon`` grid (longitude wraps if ``wrap``).
+
+    On global grids the columns start at ``lon_offset`` (the column nearest 0 deg E), so
+    0..360 and -180..180 representations of the same field get the same patches.
+    """
+    cols = _starts(nlon, patch, wrap)
+    if wrap and lon_offset:
+        cols = tuple((c + lon_offset) % nlon for c in cols)
+    return Tiling(_starts(nlat, patch, False), cols, patch, nlon)
 
 
 def _tiles(x: np.ndarray, t: Tiling) -> np.ndarray:

@@ -103,6 +103,8 @@ class FieldSource:
         self.n_series, self.n_time, self.n_channels, self.nlat, self.nlon = da.shape
         self.dlat, self.dlon = v.grid_spacing(ds, self.lat, self.lon)
         self.wrap = v.is_global(ds, self.lon)
+        latc = ds[self.lat].values if self.lat in ds.coords else np.arange(2)
+        self.lat_descending = bool(latc[0] > latc[-1])
         times = ds[self.time].values if self.time in ds.coords else None
         self.step_seconds = _time_step(times, self.time)
 

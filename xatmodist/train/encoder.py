@@ -372,6 +372,7 @@ def fit_encoder(
             "dlat": src.dlat,
             "dlon": src.dlon,
             "global": bool(src.wrap),
+            "lat_descending": src.lat_descending,
         },
         "patch_size": int(patch_size),
         "feature_reduction": net.encoder.reduction,
