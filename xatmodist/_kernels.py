@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
 from .zoo import load_model
+
+#: inputs further than this many training standard deviations from the training mean
+#: are refused: they overflow the network and usually mean wrong units
+MAX_SIGMA = 1000.0
 
 __all__ = ["Tiling", "make_tiling", "distance_kernel", "embed_kernel", "lag_kernel"]
 
@@ -63,13 +68,29 @@ def _tiles(x: np.ndarray, t: Tiling) -> np.ndarray:
     return np.ascontiguousarray(out).reshape(-1, x.shape[1], p, p)
 
 
-def _prepare(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _prepare(x: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Flatten to (N, C, H, W) float32; mark fields with NaN/inf (computed as zeros).
+
+    With ``net``, refuse values far outside the training distribution.
+    """
     lead = x.shape[:-3]
-    flat = x.reshape((-1,) + x.shape[-3:]).astype(np.float32, copy=False)
-    bad = ~np.isfinite(flat).all(axis=(1, 2, 3))
+    flat = x.reshape((-1,) + x.shape[-3:])
+    finite = np.isfinite(flat)
+    bad = ~finite.all(axis=(1, 2, 3))
     if bad.any():
-        flat = np.where(np.isfinite(flat), flat, 0.0).astype(np.float32)
-    return flat, bad, lead
+        flat = np.where(finite, flat, 0.0)
+    if net is not None and flat.size:
+        mean = net.normaliser.mean_in.numpy().astype(np.float64)[:, None, None]
+        std = net.normaliser.std_in.numpy().astype(np.float64)[:, None, None]
+        z = np.abs((flat.astype(np.float64) - mean) / std).max(axis=(0, 2, 3))
+        if (z > MAX_SIGMA).any():
+            c = int(np.argmax(z))
+            raise InputError(
+                f"Channel {c} has values {z[c]:.3g} training standard deviations from the "
+                f"training mean (the model accepts up to {MAX_SIGMA:g}). Check the units "
+                "against load_model(...).card['variables'] and convert the data."
+            )
+    return flat.astype(np.float32, copy=False), bad, lead
 
 
 def _run(fn, tiles_list, batch: int, threads: int | None):
@@ -102,8 +123,8 @@ def distance_kernel(
     """Distance per field (..., ) or per patch (..., ny, nx) if ``spatial``."""
     a, b = np.broadcast_arrays(a, b)
     net = load_model(model).module
-    fa, bad_a, lead = _prepare(a)
-    fb, bad_b, _ = _prepare(b)
+    fa, bad_a, lead = _prepare(a, net)
+    fb, bad_b, _ = _prepare(b, net)
     ny, nx = tiling.shape
     n = fa.shape[0]
     if n == 0:
@@ -139,7 +160,7 @@ def embed_kernel(
 ) -> np.ndarray:
     """Features: (..., F) for pool='mean', (..., ny, nx, F) for 'tile', feature grid for 'none'."""
     net = load_model(model).module
-    fa, bad, lead = _prepare(a)
+    fa, bad, lead = _prepare(a, net)
     ny, nx = tiling.shape
     nf = net.encoder.out_channels
     r = net.encoder.reduction
@@ -185,8 +206,8 @@ def lag_kernel(
 
     a, b = np.broadcast_arrays(a, b)
     net = load_model(model).module
-    fa, bad_a, lead = _prepare(a)
-    fb, bad_b, _ = _prepare(b)
+    fa, bad_a, lead = _prepare(a, net)
+    fb, bad_b, _ = _prepare(b, net)
     k = net.head[-1].out_features
     n = fa.shape[0]
     if n == 0:
@@ -215,7 +236,7 @@ def normalise_kernel(
     import torch
 
     net = load_model(model).module
-    fa, bad, lead = _prepare(a)
+    fa, bad, lead = _prepare(a, net)
     if fa.shape[0] == 0:
         return np.zeros(a.shape, dtype=np.float32)
     with torch.inference_mode():
