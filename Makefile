@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install -e ".[sim,train,dev]"
+	$(BIN)/python -m pip install -e ".[sim,train,dev,docs]"
 
 install: $(BIN)/python
 
@@ -23,6 +23,10 @@ test: $(BIN)/python
 
 lint: $(BIN)/python
 	$(BIN)/ruff check xatmodist tests benchmarks scripts
+
+# the site with executed tutorials, warnings as errors (XATMODIST_DOCS_EXECUTE=cache reuses outputs)
+docs: $(BIN)/python
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache build dist *.egg-info

@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,6 @@ class Model:
     card: dict
     module: Any
     path: Path | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -171,6 +170,7 @@ class Model:
         fd, tmp = tempfile.mkstemp(dir=path, suffix=".tmp")
         os.close(fd)
         save_file(state, tmp, metadata={"name": self.card["name"]})
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; models are shared on clusters
         os.replace(tmp, weights)
         self.card["sha256"] = _sha256(weights)
         self.card["weights_bytes"] = weights.stat().st_size

@@ -98,6 +98,12 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _lat_rows(src: FieldSource, lat_band) -> tuple[int, int] | None:
     if lat_band is None:
         return None
@@ -148,7 +154,7 @@ def fit_encoder(
     ``val_every``-th block is held out for validation and no pair straddles
     two blocks.  Normalisation statistics are estimated from a sample of
     training fields and stored in the weights (vorticity and divergence get
-    z-score -> sign * log1p(0.2 |z|) -> z-score).
+    ``z-score -> sign(z) * log1p(0.2 * |z|) -> z-score``).
 
     Parameters
     ----------
@@ -247,6 +253,16 @@ def fit_encoder(
     ckpt = out / CHECKPOINT if out is not None else None
     if resume and ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        planned = state["scheduler"].get("total_steps")
+        if planned is not None and int(planned) != epochs * steps_per_epoch:
+            raise InputError(
+                f"{ckpt} belongs to a run of {planned} optimizer steps, but these arguments "
+                f"give {epochs * steps_per_epoch} (epochs={epochs} x {steps_per_epoch} steps "
+                f"of batch_size={batch_size} per pairs_per_epoch={pairs_per_epoch}). The "
+                "learning-rate schedule depends on them: resume with the epochs, "
+                "pairs_per_epoch and batch_size of the interrupted run, or start a new run "
+                "in another out folder."
+            )
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -264,6 +280,11 @@ def fit_encoder(
             fields,
             [s["log_transform"] for s in src.specs],
         )
+    if out is not None:
+        # metrics.jsonl lists exactly the epochs in the checkpoint being continued: an
+        # epoch whose metrics were appended but whose checkpoint save was killed is
+        # trained again and must not be listed twice; a fresh run starts a fresh file
+        _atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in history))
     va, vb, vc = stream.fixed(val_blocks, val_pairs, seed)
     va, vb, vc = torch.from_numpy(va), torch.from_numpy(vb), torch.from_numpy(vc)
 
@@ -464,7 +485,8 @@ def evaluate_encoder(
 
     Returns top-1 and +-1-class accuracy of the lag head, the confusion matrix,
     Spearman rho between true lag and (a) the learned distance, (b) the l2
-    distance of the normalised fields, on the same pairs, and the accuracy of
+    distance of the normalised fields, (c) the head's expected lag, all on the
+    same patch pairs, and the accuracy of
     an l2 nearest-centroid classifier (centroids fitted on one half of the
     pairs, scored on the other).
     """
@@ -504,7 +526,9 @@ def evaluate_encoder(
             logits.append(net(xa, xb))
             dist.append(net.distance(xa, xb))
             l2.append((net.normaliser(xa) - net.normaliser(xb)).pow(2).mean(dim=(1, 2, 3)))
-    pred = torch.cat(logits).argmax(1).numpy()
+    logits = torch.cat(logits)
+    expected = (torch.softmax(logits, 1) * torch.arange(n_classes)).sum(1).numpy()
+    pred = logits.argmax(1).numpy()
     dist, l2 = torch.cat(dist).numpy(), torch.cat(l2).numpy()
     err = np.abs(pred - c)
     conf = np.zeros((n_classes, n_classes), dtype=int)
@@ -526,6 +550,7 @@ def evaluate_encoder(
         "confusion": conf.tolist(),
         "spearman_learned": float(spearmanr(dist, c).statistic),
         "spearman_l2": float(spearmanr(l2, c).statistic),
+        "spearman_expected_lag": float(spearmanr(expected, c).statistic),
         "l2_nearest_centroid": centroid["l2"],
         "learned_nearest_centroid": centroid["learned"],
     }
