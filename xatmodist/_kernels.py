@@ -80,9 +80,12 @@ def _prepare(x: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray, tuple[int
     if bad.any():
         flat = np.where(finite, flat, 0.0)
     if net is not None and flat.size:
-        mean = net.normaliser.mean_in.numpy().astype(np.float64)[:, None, None]
-        std = net.normaliser.std_in.numpy().astype(np.float64)[:, None, None]
-        z = np.abs((flat.astype(np.float64) - mean) / std).max(axis=(0, 2, 3))
+        # per-channel extremes only: no float64 copy of the block
+        mean = net.normaliser.mean_in.numpy().astype(np.float64)
+        std = net.normaliser.std_in.numpy().astype(np.float64)
+        hi = flat.max(axis=(0, 2, 3)).astype(np.float64)
+        lo = flat.min(axis=(0, 2, 3)).astype(np.float64)
+        z = np.maximum(np.abs(hi - mean), np.abs(lo - mean)) / std
         if (z > MAX_SIGMA).any():
             c = int(np.argmax(z))
             raise InputError(
