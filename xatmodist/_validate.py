@@ -249,6 +249,39 @@ def to_channels(
     )
 
 
+def check_dataarray(obj, name: str, *, contents: str = "real numbers") -> None:
+    """Raise InputError unless ``obj`` is a DataArray of real (float or int) numbers."""
+    if not isinstance(obj, xr.DataArray):
+        hint = (
+            f" Select one variable first, e.g. ds[{name!r}] (or use ds.map(...))."
+            if isinstance(obj, xr.Dataset)
+            else " Wrap it with xarray.DataArray(..., dims=..., coords=...)."
+        )
+        raise InputError(
+            f"Expected {name} to be an xarray.DataArray on a latitude/longitude grid, "
+            f"but got {type(obj).__name__}.{hint}"
+        )
+    if not (np.issubdtype(obj.dtype, np.floating) or np.issubdtype(obj.dtype, np.integer)):
+        raise InputError(
+            f"Expected {name} to hold {contents}, but its dtype is {obj.dtype}. "
+            f"Convert it with {name}.astype('float32')."
+        )
+
+
+def check_radius(radius, earth_radius: float = 6.37122e6) -> float:
+    """The sphere radius as a positive float, or InputError."""
+    try:
+        value = float(radius)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0:
+        raise InputError(
+            f"Expected radius to be a positive number of metres (Earth: {earth_radius:g}), "
+            f"but got {radius!r}."
+        )
+    return value
+
+
 def check_core_chunks(da: xr.DataArray, dims: Sequence[Hashable]) -> None:
     """Raise ChunkError if any of ``dims`` spans more than one dask chunk."""
     if da.chunks is None:

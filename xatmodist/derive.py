@@ -10,12 +10,12 @@ number of extra dimensions, and stays lazy on dask input.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
 
 import cf_xarray  # noqa: F401  (registers the ``.cf`` accessor)
 import numpy as np
 import xarray as xr
 
+from ._validate import check_dataarray, check_radius
 from .errors import ChunkError, GridError, InputError
 
 __all__ = ["vorticity_divergence", "EARTH_RADIUS"]
@@ -132,8 +132,8 @@ def vorticity_divergence(
     >>> ds2 = vorticity_divergence(u2, xr.zeros_like(u2), lat="y", lon="x")
     """
     for name, arr in (("u", u), ("v", v)):
-        _check_wind(name, arr)
-    radius = _check_radius(radius)
+        check_dataarray(arr, name, contents="real numbers (wind in m s-1)")
+    radius = check_radius(radius)
 
     lat_name = _find_coord(u, lat, "latitude", "lat")
     lon_name = _find_coord(u, lon, "longitude", "lon")
@@ -199,37 +199,6 @@ def vorticity_divergence(
 
 # --------------------------------------------------------------------------
 # validation helpers
-
-
-def _check_wind(name: str, arr: Any) -> None:
-    if not isinstance(arr, xr.DataArray):
-        hint = (
-            f" Select the variable first, e.g. ds[{name!r}]."
-            if isinstance(arr, xr.Dataset)
-            else " Wrap it with xarray.DataArray(..., dims=..., coords=...)."
-        )
-        raise InputError(
-            f"Expected {name} to be an xarray.DataArray with latitude and "
-            f"longitude coordinates, but got {type(arr).__name__}.{hint}"
-        )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise InputError(
-            f"Expected {name} to hold real numbers (wind in m s-1), but its "
-            f"dtype is {arr.dtype}. Convert it with {name}.astype('float32')."
-        )
-
-
-def _check_radius(radius: Any) -> float:
-    try:
-        value = float(radius)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value) or value <= 0:
-        raise InputError(
-            f"Expected radius to be a positive number of metres (Earth: "
-            f"{EARTH_RADIUS:g}), but got {radius!r}."
-        )
-    return value
 
 
 def _find_coord(arr: xr.DataArray, given: Hashable | None, key: str, kwarg: str) -> Hashable:

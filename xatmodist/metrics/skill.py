@@ -13,11 +13,10 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
-from .._validate import check_core_chunks, check_same_grid
+from .._validate import check_core_chunks, check_dataarray, check_same_grid
 from ..errors import InputError
 from .spectra import (
     WAVENUMBER,
-    _check_dataarray,
     as_dims,
     degrees,
     latlon_dims,
@@ -100,8 +99,8 @@ def rmse(
     >>> rmse(truth + 2.0, truth, dim=[]).dims
     ('time',)
     """
-    _check_dataarray(a, "a")
-    _check_dataarray(b, "b")
+    check_dataarray(a, "a")
+    check_dataarray(b, "b")
     lat, lon = latlon_dims(a, lat=lat, lon=lon)
     latlon_dims(b, lat=lat, lon=lon)
     check_same_grid(a, b, [lat, lon])
@@ -207,8 +206,8 @@ def spectral_error(
     >>> f"{float(spectral_error(2 * truth, truth, k_min=10, k_max=36)):.4f}"  # ln 4
     '1.3863'
     """
-    _check_dataarray(pred, "pred")
-    _check_dataarray(truth, "truth")
+    check_dataarray(pred, "pred")
+    check_dataarray(truth, "truth")
     lat, lon = latlon_dims(truth, lat=lat, lon=lon)
     latlon_dims(pred, lat=lat, lon=lon)
     check_same_grid(pred, truth, [lat, lon])

@@ -17,7 +17,14 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from .._validate import _spacing, check_core_chunks, check_same_grid, spatial_dims
+from .._validate import (
+    _spacing,
+    check_core_chunks,
+    check_dataarray,
+    check_radius,
+    check_same_grid,
+    spatial_dims,
+)
 from ..derive import EARTH_RADIUS
 from ..errors import GridError, InputError
 
@@ -130,8 +137,8 @@ def zonal_power_spectrum(
     >>> f"{float(p.wavelength.sel(zonal_wavenumber=4)):.4g} m"  # at the equator
     '1.001e+07 m'
     """
-    _check_dataarray(da, "da")
-    radius = _check_radius(radius)
+    check_dataarray(da, "da")
+    radius = check_radius(radius)
     lat, lon = latlon_dims(da, lat=lat, lon=lon)
     lat_deg = degrees(da, lat, kind="latitude")
     lon_deg = degrees(da, lon, kind="longitude")
@@ -241,8 +248,8 @@ def kinetic_energy_spectrum(
     >>> float(e.sel(zonal_wavenumber=3)), e.attrs["units"]
     (1.0, 'm2 s-2')
     """
-    _check_dataarray(u, "u")
-    _check_dataarray(v, "v")
+    check_dataarray(u, "u")
+    check_dataarray(v, "v")
     lat, lon = latlon_dims(u, lat=lat, lon=lon)
     check_same_grid(u, v, [lat, lon])
     kw: dict[str, Any] = {
@@ -284,37 +291,6 @@ def _power_kernel(x: np.ndarray, *, window: np.ndarray | None, dtype: np.dtype) 
 
 # --------------------------------------------------------------------------
 # helpers shared by the metrics modules
-
-
-def _check_dataarray(obj: Any, name: str) -> None:
-    if not isinstance(obj, xr.DataArray):
-        hint = (
-            " Select one variable first, e.g. ds['t2m'], or use ds.map(...)."
-            if isinstance(obj, xr.Dataset)
-            else " Wrap it with xarray.DataArray(..., dims=..., coords=...)."
-        )
-        raise InputError(
-            f"Expected {name} to be an xarray.DataArray on a latitude/longitude grid, "
-            f"but got {type(obj).__name__}.{hint}"
-        )
-    if not (np.issubdtype(obj.dtype, np.floating) or np.issubdtype(obj.dtype, np.integer)):
-        raise InputError(
-            f"Expected {name} to hold real numbers, but its dtype is {obj.dtype}. "
-            f"Convert it with {name}.astype('float64')."
-        )
-
-
-def _check_radius(radius: Any) -> float:
-    try:
-        value = float(radius)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value) or value <= 0:
-        raise InputError(
-            f"Expected radius to be a positive number of metres (Earth: {EARTH_RADIUS:g}), "
-            f"but got {radius!r}."
-        )
-    return value
 
 
 def latlon_dims(

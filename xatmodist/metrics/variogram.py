@@ -15,12 +15,10 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
-from .._validate import check_core_chunks
+from .._validate import check_core_chunks, check_dataarray, check_radius
 from ..derive import EARTH_RADIUS
 from ..errors import InputError
 from .spectra import (
-    _check_dataarray,
-    _check_radius,
     as_dims,
     degrees,
     latlon_dims,
@@ -129,8 +127,8 @@ def semivariogram(
     >>> bool(abs(g.isel(distance=slice(1, None)) - 4.0).max() < 0.3)
     True
     """
-    _check_dataarray(da, "da")
-    radius = _check_radius(radius)
+    check_dataarray(da, "da")
+    radius = check_radius(radius)
     lat, lon = latlon_dims(da, lat=lat, lon=lon)
     lat_deg = degrees(da, lat, kind="latitude")
     lon_deg = degrees(da, lon, kind="longitude")
