@@ -112,6 +112,15 @@ def _run(fn, tiles_list, batch: int, threads: int | None):
     return np.concatenate(outs)
 
 
+def _pair(a: np.ndarray, b: np.ndarray, model: str):
+    """Broadcast a pair of blocks, load the model, flatten and check both."""
+    a, b = np.broadcast_arrays(a, b)
+    net = load_model(model).module
+    fa, bad_a, lead = _prepare(a, net)
+    fb, bad_b, _ = _prepare(b, net)
+    return net, fa, fb, bad_a, bad_b, lead
+
+
 def distance_kernel(
     a: np.ndarray,
     b: np.ndarray,
@@ -124,10 +133,7 @@ def distance_kernel(
     threads: int | None = None,
 ) -> np.ndarray:
     """Distance per field (..., ) or per patch (..., ny, nx) if ``spatial``."""
-    a, b = np.broadcast_arrays(a, b)
-    net = load_model(model).module
-    fa, bad_a, lead = _prepare(a, net)
-    fb, bad_b, _ = _prepare(b, net)
+    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model)
     ny, nx = tiling.shape
     n = fa.shape[0]
     if n == 0:
@@ -207,10 +213,7 @@ def lag_kernel(
     """Lag-class probabilities (..., K), averaged over the patches of each field."""
     import torch
 
-    a, b = np.broadcast_arrays(a, b)
-    net = load_model(model).module
-    fa, bad_a, lead = _prepare(a, net)
-    fb, bad_b, _ = _prepare(b, net)
+    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model)
     k = net.head[-1].out_features
     n = fa.shape[0]
     if n == 0:
