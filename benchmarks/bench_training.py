@@ -72,6 +72,7 @@ def main() -> None:
         pairs_per_epoch=args.steps * args.batch,
         batch_size=args.batch,
         val_pairs=64,
+        val_every=4,
         progress=False,
     )
     pipeline = model.card["training"]["history"][0]["pairs_per_second"]
