@@ -73,6 +73,13 @@ def test_simulate_train_evaluate_resume(tmp_path, capsys):
     assert main([*train, "--resume"]) == 0
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1
+    # a time-limited job: 1 epoch of a 2-epoch schedule, then resume to the end
+    two = [*train[:-4], "--out", str(tmp_path / "run2"), "--name", "cli-test"]
+    two[two.index("--epochs") + 1] = "2"
+    assert main([*two, "--stop-after", "1"]) == 0
+    assert len((tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()) == 1
+    assert main([*two, "--resume"]) == 0
+    assert len((tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()) == 2
     capsys.readouterr()
     assert (
         main(

@@ -89,7 +89,7 @@ def test_failure_during_checkpoint_save_keeps_previous_checkpoint(
     out = tmp_path / "run"
     ckpt, tmp = out / "checkpoint.pt", out / "checkpoint.tmp"
     # first job: the first epoch of a 2-epoch schedule, then stopped
-    fit_encoder(ds, epochs=2, seed=6, out=out, **SMALL, _stop_after=1)
+    fit_encoder(ds, epochs=2, seed=6, out=out, **SMALL, stop_after=1)
     assert torch.load(ckpt, weights_only=True)["epoch"] == 0
     before = _sha(ckpt)
 

@@ -80,7 +80,7 @@ def test_fit_encoder_runs_and_saves(tmp_path):
 def test_resume_continues_to_the_same_result(tmp_path):
     ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=4)
     full = fit_encoder(ds, epochs=3, seed=1, out=tmp_path / "full", **SMALL)
-    fit_encoder(ds, epochs=3, seed=1, out=tmp_path / "part", **SMALL, _stop_after=1)
+    fit_encoder(ds, epochs=3, seed=1, out=tmp_path / "part", **SMALL, stop_after=1)
     resumed = fit_encoder(ds, epochs=3, seed=1, out=tmp_path / "part", resume=True, **SMALL)
     for k, v in full.module.state_dict().items():
         np.testing.assert_allclose(resumed.module.state_dict()[k].numpy(), v.numpy(), err_msg=k)
@@ -184,8 +184,8 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
     # resume for one more epoch; the reference runs the same 40-epoch schedule
     # uninterrupted and stops after the same number of epochs
     stop = done + 1
-    resumed = fit_encoder(ds, epochs=40, seed=3, out=out, resume=True, **args, _stop_after=stop)
-    ref = fit_encoder(ds, epochs=40, seed=3, out=tmp_path / "ref", **args, _stop_after=stop)
+    resumed = fit_encoder(ds, epochs=40, seed=3, out=out, resume=True, **args, stop_after=stop)
+    ref = fit_encoder(ds, epochs=40, seed=3, out=tmp_path / "ref", **args, stop_after=stop)
     for k, v in ref.module.state_dict().items():
         if k == "alpha":
             continue

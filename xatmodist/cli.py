@@ -81,6 +81,7 @@ def _train_encoder(args) -> int:
         lat_band=tuple(args.lat_band) if args.lat_band else None,
         val_every=args.val_every,
         block_length=args.block_length,
+        stop_after=args.stop_after,
         data_description=" ".join(args.data),
     )
     print(f"saved {model.name} to {Path(args.out) / 'model'}")
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--name", default="atmodist-custom")
     te.add_argument("--out", required=True, help="folder for checkpoints and the model")
     te.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    te.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this many epochs of the schedule (time-limited jobs; then --resume)",
+    )
     te.set_defaults(func=_train_encoder)
 
     e = sub.add_parser("evaluate", help="held-out metrics of a model")

@@ -143,7 +143,7 @@ def fit_encoder(
     threads: int | None = None,
     progress: bool = True,
     data_description: str | None = None,
-    _stop_after: int | None = None,
+    stop_after: int | None = None,
 ) -> Model:
     """Train an AtmoDist encoder by predicting the time lag between two fields.
 
@@ -196,6 +196,11 @@ def fit_encoder(
         Show a tqdm progress bar.
     data_description : str, optional
         Free text for the card's ``training.data``.
+    stop_after : int, optional
+        Stop once this many epochs (counted from the start of the schedule) are
+        done, keeping the schedule of ``epochs``; for time-limited batch jobs: run
+        with ``stop_after=k, out=...``, then again with ``resume=True``.  The
+        returned model is the one at that point.
 
     Returns
     -------
@@ -289,7 +294,7 @@ def fit_encoder(
     va, vb, vc = torch.from_numpy(va), torch.from_numpy(vb), torch.from_numpy(vc)
 
     for epoch in range(start_epoch, epochs):
-        if _stop_after is not None and epoch >= _stop_after:  # tests: simulate a kill
+        if stop_after is not None and epoch >= stop_after:
             break
         t_epoch = time.perf_counter()
         rng = np.random.default_rng([seed, 2, epoch])
@@ -357,8 +362,8 @@ def fit_encoder(
                 flush=True,
             )
         if out is not None:
-            with open(out / METRICS, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            # checkpoint first: a metrics line always has its checkpoint on disk (a kill
+            # in between is repaired on resume, when the log is rewritten from the history)
             _atomic_save(
                 {
                     "epoch": epoch,
@@ -370,6 +375,8 @@ def fit_encoder(
                 },
                 ckpt,
             )
+            with open(out / METRICS, "a") as f:
+                f.write(json.dumps(rec) + "\n")
 
     net.eval()
     alpha = calibrate_alpha(net, va, vb, vc, n_classes)
