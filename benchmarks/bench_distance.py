@@ -34,24 +34,23 @@ def _best(fn, repeat):
     return min(times)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--nlat", type=int, default=128)
-    p.add_argument("--nlon", type=int, default=256)
-    p.add_argument("--chunk", type=int, default=100)
-    p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
+def run(
+    n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repeat: int = 2
+) -> dict:
+    """Measure the bare loop and the accessor (numpy, dask); return the results dict.
+
+    ``res[variant] = {"fields_per_s": ..., "ratio_to_bare": ...}`` for the variants
+    ``"bare torch loop"``, ``"accessor, numpy"`` and ``"accessor, dask"``.
+    """
     warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
     model = xatmodist.load_model()
     batch = xatmodist.get_options()["batch_size"]
-    base = synthetic_fields(n_time=args.n // 2 + 1, nlat=args.nlat, nlon=args.nlon, seed=0)
-    a = base.isel(time=slice(0, args.n // 2))
-    b = base.isel(time=slice(1, args.n // 2 + 1)).assign_coords(time=a.time)
+    base = synthetic_fields(n_time=n // 2 + 1, nlat=nlat, nlon=nlon, seed=0)
+    a = base.isel(time=slice(0, n // 2))
+    b = base.isel(time=slice(1, n // 2 + 1)).assign_coords(time=a.time)
     n_fields = 2 * a.sizes["time"]  # each distance encodes two fields
 
-    tiling = make_tiling(args.nlat, args.nlon, model.card["patch_size"], wrap=True)
+    tiling = make_tiling(nlat, nlon, model.card["patch_size"], wrap=True)
     xa = np.stack([a.vo.values, a.d.values], axis=1)
     xb = np.stack([b.vo.values, b.d.values], axis=1)
 
@@ -67,7 +66,7 @@ def main() -> None:
     def eager():
         return a.atmodist.distance(b).values
 
-    ac, bc = a.chunk({"time": args.chunk}), b.chunk({"time": args.chunk})
+    ac, bc = a.chunk({"time": chunk}), b.chunk({"time": chunk})
 
     def lazy():
         return ac.atmodist.distance(bc).compute(scheduler="synchronous").values
@@ -77,22 +76,35 @@ def main() -> None:
     np.testing.assert_allclose(lazy(), ref, rtol=1e-4)
     res = {
         "n_fields": n_fields,
-        "grid": [args.nlat, args.nlon],
+        "grid": [nlat, nlon],
         "batch_size": batch,
         "torch_threads": torch.get_num_threads(),
-        "dask_chunk": args.chunk,
+        "dask_chunk": chunk,
     }
-    t_bare = _best(bare, args.repeat)
+    t_bare = _best(bare, repeat)
     for name, fn in (
         ("bare torch loop", bare),
         ("accessor, numpy", eager),
         ("accessor, dask", lazy),
     ):
-        t = t_bare if fn is bare else _best(fn, args.repeat)
+        t = t_bare if fn is bare else _best(fn, repeat)
         res[name] = {"fields_per_s": n_fields / t, "ratio_to_bare": t_bare / t}
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--nlat", type=int, default=128)
+    p.add_argument("--nlon", type=int, default=256)
+    p.add_argument("--chunk", type=int, default=100)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    res = run(args.n, args.nlat, args.nlon, args.chunk, args.repeat)
     print(
-        f"distance on {n_fields} fields of {args.nlat}x{args.nlon} "
-        f"({torch.get_num_threads()} torch threads, batch {batch}):"
+        f"distance on {res['n_fields']} fields of {args.nlat}x{args.nlon} "
+        f"({res['torch_threads']} torch threads, batch {res['batch_size']}):"
     )
     for name in ("bare torch loop", "accessor, numpy", "accessor, dask"):
         r = res[name]

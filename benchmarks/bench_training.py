@@ -28,6 +28,58 @@ from xatmodist.testing import synthetic_fields
 from xatmodist.train import fit_encoder
 
 
+def run(steps: int = 60, batch: int = 64, zarr: bool = False) -> dict:
+    """Train the bare loop and ``fit_encoder`` for ``steps`` steps; return the results dict."""
+    ds = synthetic_fields(n_time=96, nlat=64, nlon=128, seed=0)
+    ds = xr.concat([ds] * 4, dim="run")
+    tmp = tempfile.TemporaryDirectory()
+    if zarr:
+        ds.chunk({"run": 1, "time": 48}).to_zarr(f"{tmp.name}/d.zarr")
+        ds = xr.open_zarr(f"{tmp.name}/d.zarr")
+
+    torch.manual_seed(0)
+    net = AtmoDistNet(2, 12)
+    opt = torch.optim.AdamW(net.parameters(), 1e-3)
+    xa = torch.randn(batch * 8, 2, 32, 32)
+    xb = torch.randn(batch * 8, 2, 32, 32)
+    y = torch.randint(0, 12, (batch * 8,))
+    net.train()
+    t0 = None
+    for s in range(steps + 5):
+        if s == 5:
+            t0 = time.perf_counter()
+        i = (s % 8) * batch
+        loss = F.cross_entropy(net(xa[i : i + batch], xb[i : i + batch]), y[i : i + batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    bare = steps * batch / (time.perf_counter() - t0)
+
+    model = fit_encoder(
+        ds,
+        max_lag="36h",
+        lag_step="3h",
+        patch_size=32,
+        epochs=1,
+        pairs_per_epoch=steps * batch,
+        batch_size=batch,
+        val_pairs=64,
+        val_every=4,
+        progress=False,
+    )
+    pipeline = model.card["training"]["history"][0]["pairs_per_second"]
+    tmp.cleanup()
+    return {
+        "bare_pairs_per_s": bare,
+        "fit_encoder_pairs_per_s": pipeline,
+        "ratio": pipeline / bare,
+        "zarr": zarr,
+        "steps": steps,
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=60)
@@ -35,54 +87,8 @@ def main() -> None:
     p.add_argument("--zarr", action="store_true", help="train from a zarr store on disk")
     p.add_argument("--json", default=None)
     args = p.parse_args()
-    ds = synthetic_fields(n_time=96, nlat=64, nlon=128, seed=0)
-    ds = xr.concat([ds] * 4, dim="run")
-    tmp = tempfile.TemporaryDirectory()
-    if args.zarr:
-        ds.chunk({"run": 1, "time": 48}).to_zarr(f"{tmp.name}/d.zarr")
-        ds = xr.open_zarr(f"{tmp.name}/d.zarr")
-
-    torch.manual_seed(0)
-    net = AtmoDistNet(2, 12)
-    opt = torch.optim.AdamW(net.parameters(), 1e-3)
-    xa = torch.randn(args.batch * 8, 2, 32, 32)
-    xb = torch.randn(args.batch * 8, 2, 32, 32)
-    y = torch.randint(0, 12, (args.batch * 8,))
-    net.train()
-    t0 = None
-    for s in range(args.steps + 5):
-        if s == 5:
-            t0 = time.perf_counter()
-        i = (s % 8) * args.batch
-        loss = F.cross_entropy(
-            net(xa[i : i + args.batch], xb[i : i + args.batch]), y[i : i + args.batch]
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    bare = args.steps * args.batch / (time.perf_counter() - t0)
-
-    t0 = time.perf_counter()
-    model = fit_encoder(
-        ds,
-        max_lag="36h",
-        lag_step="3h",
-        patch_size=32,
-        epochs=1,
-        pairs_per_epoch=args.steps * args.batch,
-        batch_size=args.batch,
-        val_pairs=64,
-        val_every=4,
-        progress=False,
-    )
-    pipeline = model.card["training"]["history"][0]["pairs_per_second"]
-    res = {
-        "bare_pairs_per_s": bare,
-        "fit_encoder_pairs_per_s": pipeline,
-        "ratio": pipeline / bare,
-        "zarr": args.zarr,
-        "threads": torch.get_num_threads(),
-    }
+    res = run(args.steps, args.batch, args.zarr)
+    bare, pipeline = res["bare_pairs_per_s"], res["fit_encoder_pairs_per_s"]
     print(f"bare loop on in-memory tensors: {bare:7.1f} pairs/s")
     print(
         f"fit_encoder ({'zarr' if args.zarr else 'numpy'} data):   {pipeline:7.1f} pairs/s "
