@@ -34,9 +34,7 @@ def _best(fn, repeat):
     return min(times)
 
 
-def run(
-    n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repeat: int = 2
-) -> dict:
+def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repeat: int = 2) -> dict:
     """Measure the bare loop and the accessor (numpy, dask); return the results dict.
 
     ``res[variant] = {"fields_per_s": ..., "ratio_to_bare": ...}`` for the variants

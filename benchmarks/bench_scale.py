@@ -20,6 +20,7 @@ Every figure is a ratio against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -48,17 +49,38 @@ def write_store(path: str | os.PathLike, n_time: int, chunk: int, nlat=64, nlon=
     from xatmodist.testing import synthetic_fields
 
     ds = synthetic_fields(n_time=n_time, nlat=nlat, nlon=nlon, seed=0)
-    ds.chunk({"time": chunk}).to_zarr(str(path), mode="w")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr v3: consolidated metadata
+        ds.chunk({"time": chunk}).to_zarr(str(path), mode="w")
     return str(path)
 
 
 # --------------------------------------------------------------------------- memory
 
 
-def _rss_child(store: str, n: int, chunk: int) -> None:
-    """In a fresh process: distance of the first ``n`` fields to field 0; print peak RSS."""
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB.
+
+    Linux: ``VmHWM`` from /proc/self/status, the high-water mark of this process's
+    own address space.  ``getrusage(RUSAGE_SELF).ru_maxrss`` is the fallback; on
+    Linux it is not used first because it survives ``exec`` and so starts from the
+    parent's RSS at the time of the fork.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     import resource
 
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def _rss_child(store: str, n: int, chunk: int) -> None:
+    """In a fresh process: distance of the first ``n`` fields to field 0; print peak RSS."""
     import xarray as xr
 
     import xatmodist
@@ -67,21 +89,21 @@ def _rss_child(store: str, n: int, chunk: int) -> None:
     ds = xr.open_zarr(store, chunks={"time": chunk}).isel(time=slice(0, n))
     ref = ds.isel(time=0).compute()
     xatmodist.load_model()  # count the model in the baseline of both runs
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_mb()
     t0 = time.perf_counter()
     d = ds.atmodist.distance(ref).compute(scheduler="synchronous")
     dt = time.perf_counter() - t0
     assert d.shape == (n,) and np.isfinite(d.values).all()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"n": n, "peak_rss_mb": peak / 1024, "rss_before_mb": before / 1024,
-                      "seconds": dt}))
+    peak = _peak_rss_mb()
+    print(
+        json.dumps(
+            {"n": n, "peak_rss_mb": peak, "peak_rss_before_compute_mb": before, "seconds": dt}
+        )
+    )
 
 
 def _rss_run(store: str, n: int, chunk: int) -> dict:
-    code = (
-        "from benchmarks.bench_scale import _rss_child; "
-        f"_rss_child({store!r}, {n}, {chunk})"
-    )
+    code = f"from benchmarks.bench_scale import _rss_child; _rss_child({store!r}, {n}, {chunk})"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
@@ -129,9 +151,13 @@ def _time_cluster(store: str, n_workers: int, chunk: int, repeat: int) -> dict:
     import xatmodist
 
     path = str(xatmodist.load_model().path)
-    with LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, Client(cluster) as client, xatmodist.set_options(torch_threads=1):
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+        xatmodist.set_options(torch_threads=1),
+    ):
         client.wait_for_workers(n_workers)
         client.run(_worker_load, path)  # model load is not part of the job
         ds = xr.open_zarr(store, chunks={"time": chunk})
@@ -143,12 +169,20 @@ def _time_cluster(store: str, n_workers: int, chunk: int, repeat: int) -> dict:
         d = job()  # warm-up (imports, first forward pass)
         t = _best(job, repeat)
         threads = sorted(set(client.run(_worker_threads).values()))
-    return {"seconds": t, "fields": int(ds.sizes["time"]), "worker_torch_threads": threads,
-            "result": d.values}
+    return {
+        "seconds": t,
+        "distances": int(ds.sizes["time"]),
+        "worker_torch_threads": threads,
+        "result": d.values,
+    }
 
 
 def bench_distributed(n: int = 200, chunk: int = 20, repeat: int = 2) -> dict:
-    """Speed-up of 2 vs 1 worker processes (1 thread each) on the same job."""
+    """Speed-up of 2 vs 1 worker processes (1 thread each) on the same job.
+
+    The job: distance of each of ``n`` fields in a zarr store (chunked along time)
+    to field 0, computed on the cluster; timed after a warm-up run.
+    """
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
         store = write_store(f"{tmp}/fields.zarr", n, chunk)
@@ -161,8 +195,8 @@ def bench_distributed(n: int = 200, chunk: int = 20, repeat: int = 2) -> dict:
         "grid": [64, 128],
         "1_worker": one,
         "2_workers": two,
-        "fields_per_s_1w": n / one["seconds"],
-        "fields_per_s_2w": n / two["seconds"],
+        "distances_per_s_1w": n / one["seconds"],
+        "distances_per_s_2w": n / two["seconds"],
         "speedup": one["seconds"] / two["seconds"],
     }
 
@@ -186,8 +220,11 @@ def encoder_flops(module, patch: int, channels: int) -> int:
             k = m.in_features
         total += 2 * out.numel() * k
 
-    hs = [m.register_forward_hook(hook) for m in module.encoder.modules()
-          if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hs = [
+        m.register_forward_hook(hook)
+        for m in module.encoder.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     try:
         with torch.inference_mode():
             module.features(torch.zeros(1, channels, patch, patch))
@@ -210,7 +247,7 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
     x = torch.randn(batch, channels, patch, patch) * net.normaliser.std_in.view(1, -1, 1, 1)
     a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
     with torch.inference_mode():
-        net.features(x[:64])
+        net.features(x)  # warm-up at the timed shapes
         torch.matmul(a, b)
         t_enc = _best(lambda: net.features(x), repeat)
         t_mm = _best(lambda: torch.matmul(a, b), repeat + 2)
@@ -267,8 +304,9 @@ def bench_lpips(n: int = 100, repeat: int = 2) -> dict:
     def run_lpips():
         xa, xb = to3(a), to3(b)  # input conversion counted, as the accessor's is
         with torch.inference_mode():
-            return torch.cat([net(xa[i : i + batch], xb[i : i + batch]).flatten()
-                              for i in range(0, n, batch)])
+            return torch.cat(
+                [net(xa[i : i + batch], xb[i : i + batch]).flatten() for i in range(0, n, batch)]
+            )
 
     def run_learned():
         return a.atmodist.distance(b).values
@@ -280,8 +318,12 @@ def bench_lpips(n: int = 100, repeat: int = 2) -> dict:
         "n_fields": n_fields,
         "grid": [64, 128],
         "torch_threads": torch.get_num_threads(),
-        "lpips": {"net": "alex", "weights": "random", "version": lpips.__version__
-                  if hasattr(lpips, "__version__") else None, "batch": batch},
+        "lpips": {
+            "net": "alex",
+            "weights": "random",
+            "version": importlib.metadata.version("lpips"),
+            "batch": batch,
+        },
         "lpips_fields_per_s": n_fields / t_lp,
         "learned_fields_per_s": n_fields / t_ld,
         "ratio": t_lp / t_ld,

@@ -190,3 +190,12 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
         if k == "alpha":
             continue
         np.testing.assert_allclose(resumed.module.state_dict()[k].numpy(), v.numpy(), err_msg=k)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 20, 21])
+def test_short_schedules_train(steps):
+    """Any number of optimisation steps works (OneCycle needs >= 1 step per phase)."""
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=8)
+    args = {**SMALL, "pairs_per_epoch": 32 * steps, "val_pairs": 32}
+    m = fit_encoder(ds, epochs=1, seed=0, **args)
+    assert m.card["training"]["history"][0]["epoch"] == 1

@@ -251,9 +251,15 @@ def fit_encoder(
     net = AtmoDistNet(src.n_channels, n_classes, widths=tuple(widths), blocks=blocks)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, pairs_per_epoch // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.05
-    )
+    total_steps = epochs * steps_per_epoch
+    if total_steps >= 4:
+        # 5% warm-up, but at least one step in each of OneCycle's two phases
+        pct = min(0.5, max(0.05, 2.0 / total_steps))
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=total_steps, pct_start=pct
+        )
+    else:  # too short for a schedule: constant learning rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     start_epoch, history, train_seconds = 0, [], 0.0
     ckpt = out / CHECKPOINT if out is not None else None
     if resume and ckpt is not None and ckpt.is_file():

@@ -1,0 +1,217 @@
+"""The benchmark suite in one command: a table of ratios against same-run baselines.
+
+Run from the repo root::
+
+    python -m benchmarks [--json /tmp/xatmodist-benchmarks.json] [--skip lpips,distributed]
+
+Every speed figure is a ratio against a baseline measured in the same run on the
+same machine (see ``benchmarks/README.md`` for what each row means).  Prints a
+markdown table (benchmark, value, baseline, ratio, target, met?) and writes all
+raw figures as JSON.  Results are not committed: the default JSON path is in /tmp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import warnings
+
+import torch
+
+from . import bench_distance, bench_scale, bench_training
+
+ROWS = ("distance", "training", "flops", "lpips", "memory", "distributed")
+
+
+def _row(name, value, baseline, ratio, target=None, op=None):
+    """One table row; ``target``/``op`` (">=" or "<=") decide ``met``."""
+    met = None
+    if target is not None and ratio is not None:
+        met = ratio >= target if op == ">=" else ratio <= target
+    return {
+        "benchmark": name,
+        "value": value,
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": None if target is None else f"{'≥' if op == '>=' else '≤'} {target:g}",
+        "met": met,
+    }
+
+
+def _skipped(name, reason):
+    return {
+        "benchmark": name,
+        "value": f"skipped: {reason}",
+        "baseline": "",
+        "ratio": None,
+        "target": None,
+        "met": None,
+    }
+
+
+def rows_from(results: dict) -> list[dict]:
+    rows = []
+    r = results.get("distance")
+    if r is not None:
+        bare = r["bare torch loop"]["fields_per_s"]
+        for variant in ("accessor, numpy", "accessor, dask"):
+            v = r[variant]
+            rows.append(
+                _row(
+                    f"distance, {variant} vs bare torch loop",
+                    f"{v['fields_per_s']:.1f} fields/s",
+                    f"{bare:.1f} fields/s",
+                    v["ratio_to_bare"],
+                )
+            )
+    r = results.get("training")
+    if r is not None:
+        rows.append(
+            _row(
+                f"training, fit_encoder ({'zarr' if r['zarr'] else 'numpy'}) vs bare loop",
+                f"{r['fit_encoder_pairs_per_s']:.1f} pairs/s",
+                f"{r['bare_pairs_per_s']:.1f} pairs/s",
+                r["ratio"],
+            )
+        )
+    r = results.get("flops")
+    if r is not None:
+        rows.append(
+            _row(
+                "encoder GFLOP/s vs float32 matmul GFLOP/s",
+                f"{r['encoder_gflops']:.1f} GFLOP/s",
+                f"{r['matmul_gflops']:.1f} GFLOP/s",
+                r["fraction"],
+                0.4,
+                ">=",
+            )
+        )
+    r = results.get("lpips")
+    if r is not None:
+        if "skipped" in r:
+            rows.append(_skipped("learned distance vs LPIPS (alex, random)", r["skipped"]))
+        else:
+            rows.append(
+                _row(
+                    "learned distance vs LPIPS (alex, random)",
+                    f"{r['learned_fields_per_s']:.1f} fields/s",
+                    f"{r['lpips_fields_per_s']:.1f} fields/s",
+                    r["ratio"],
+                )
+            )
+    r = results.get("memory")
+    if r is not None:
+        rows.append(
+            _row(
+                f"peak RSS, {r['n_large']} vs {r['n_small']} fields (zarr, dask)",
+                f"{r['large']['peak_rss_mb']:.0f} MB",
+                f"{r['small']['peak_rss_mb']:.0f} MB",
+                r["ratio"],
+                1.2,
+                "<=",
+            )
+        )
+    r = results.get("distributed")
+    if r is not None:
+        rows.append(
+            _row(
+                f"LocalCluster 2 vs 1 workers ({r['n_fields']} fields, zarr)",
+                f"{r['distances_per_s_2w']:.1f} dist/s",
+                f"{r['distances_per_s_1w']:.1f} dist/s",
+                r["speedup"],
+                1.7,
+                ">=",
+            )
+        )
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    head = ("benchmark", "value", "baseline", "ratio", "target", "met?")
+    body = []
+    for r in rows:
+        met = "n/a" if r["met"] is None else ("yes" if r["met"] else "no")
+        body.append(
+            (
+                r["benchmark"],
+                r["value"],
+                r["baseline"],
+                "" if r["ratio"] is None else f"{r['ratio']:.2f}",
+                r["target"] or "—",
+                "" if r["ratio"] is None else met,
+            )
+        )
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(head), sep, *(line(b) for b in body)])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--json",
+        default="/tmp/xatmodist-benchmarks.json",
+        help="where to write the raw results (default: %(default)s)",
+    )
+    p.add_argument("--skip", default="", help=f"comma-separated, from {','.join(ROWS)}")
+    p.add_argument("--n", type=int, default=200, help="fields for the distance benchmark")
+    p.add_argument("--train-steps", type=int, default=24)
+    p.add_argument("--mem-n", type=int, default=100, help="N of the N vs 10 N memory runs")
+    p.add_argument("--dist-n", type=int, default=200, help="fields for the cluster job")
+    args = p.parse_args()
+    skip = {s for s in args.skip.split(",") if s}
+    unknown = skip - set(ROWS)
+    if unknown:
+        p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {ROWS}")
+
+    jobs = {
+        "distance": lambda: bench_distance.run(n=args.n, nlat=64, nlon=128, chunk=50),
+        "training": lambda: bench_training.run(steps=args.train_steps, zarr=True),
+        "flops": bench_scale.bench_flops,
+        "lpips": bench_scale.bench_lpips,
+        "memory": lambda: bench_scale.bench_memory(n=args.mem_n),
+        "distributed": lambda: bench_scale.bench_distributed(n=args.dist_n),
+    }
+    warnings.simplefilter("ignore")
+    results = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpu_count": __import__("os").cpu_count(),
+        }
+    }
+    t_all = time.perf_counter()
+    for name in ROWS:
+        if name in skip:
+            continue
+        t0 = time.perf_counter()
+        print(f"running {name} ...", flush=True)
+        results[name] = jobs[name]()
+        results[name]["wall_s"] = time.perf_counter() - t0
+    results["meta"]["wall_s"] = time.perf_counter() - t_all
+    rows = rows_from(results)
+    results["table"] = rows
+    m = results["meta"]
+    print(
+        f"\nxatmodist benchmarks, {m['date']}: {m['cpu_count']} cores, torch {m['torch']} "
+        f"({m['torch_threads']} threads), {m['wall_s']:.0f} s in all\n"
+    )
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
