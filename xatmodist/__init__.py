@@ -12,10 +12,11 @@ try:
 except PackageNotFoundError:  # pragma: no cover - source tree without install
     __version__ = "0+unknown"
 
-from . import datasets, derive
+from . import datasets, derive, metrics
 from .accessor import _register
 from .derive import vorticity_divergence
 from .distance import distance, embed
+from .downscale import downscale
 from .errors import (
     ChunkError,
     GridError,
@@ -49,7 +50,9 @@ __all__ = [
     "XatmodistError",
     "datasets",
     "derive",
+    "metrics",
     "distance",
+    "downscale",
     "embed",
     "get_options",
     "lag_curve",

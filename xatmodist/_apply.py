@@ -63,7 +63,8 @@ def prepare(
             da = da.isel({lat: slice(None, None, -1)})
     if da.chunks is not None:
         da = da.chunk({v.CHANNEL: -1})  # our own stacking dim, never the user's
-    patch = int(card["patch_size"])
+    factor = int(card.get("factor", 1)) if card["task"] == "downscaler" else 1
+    patch = max(1, int(card["patch_size"]) // factor)  # smallest input the model takes
     nlat, nlon = da.sizes[lat], da.sizes[lon]
     wrap = v.is_global(da, lon)
     if nlat < patch or (nlon < patch and not wrap) or nlon < patch:
@@ -73,7 +74,7 @@ def prepare(
             f"{patch} points along each spatial dim) or a model with smaller patches."
         )
     dlat, dlon = v.grid_spacing(da, lat, lon)
-    v.check_grid(card, dlat, dlon, stacklevel=stacklevel)
+    v.check_grid(card, dlat, dlon, stacklevel=stacklevel, input_factor=factor)
     offset = 0
     if wrap:
         x = np.asarray(da[lon].values, dtype=np.float64)

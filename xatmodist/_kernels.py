@@ -249,3 +249,33 @@ def normalise_kernel(
         z = net.normaliser(torch.from_numpy(fa)).numpy().astype(np.float32)
     z[bad] = np.nan
     return z.reshape(a.shape)
+
+
+def downscale_kernel(
+    a: np.ndarray,
+    *,
+    model: str,
+    tiling: Tiling,
+    wrap: bool,
+    halo: int = 8,
+    batch: int = 256,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Refined fields (..., C, H*f, W*f); whole fields with a halo (wrapped on global grids)."""
+    net = load_model(model).module
+    f = net.factor
+    lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
+    flat = a.reshape((-1, c, h, w)).astype(np.float32, copy=False)
+    finite = np.isfinite(flat)
+    bad = ~finite.all(axis=(1, 2, 3))
+    if bad.any():
+        flat = np.where(finite, flat, 0.0).astype(np.float32)
+    if flat.shape[0] == 0:
+        return np.zeros(lead + (c, h * f, w * f), dtype=np.float32)
+    hy, hx = min(halo, h - 1), min(halo, w - 1)
+    padded = np.pad(flat, ((0, 0), (0, 0), (hy, hy), (0, 0)), mode="reflect")
+    padded = np.pad(padded, ((0, 0), (0, 0), (0, 0), (hx, hx)), mode="wrap" if wrap else "reflect")
+    out = _run(net, [np.ascontiguousarray(padded)], max(1, batch // 16), threads)
+    out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
+    out[bad] = np.nan
+    return out.reshape(lead + (c, h * f, w * f))

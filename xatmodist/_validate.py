@@ -333,12 +333,23 @@ def is_global(da: xr.DataArray | xr.Dataset, lon: Hashable) -> bool:
 
 
 def check_grid(
-    card: Mapping, dlat: float, dlon: float, *, stacklevel: int = 3, tolerance: float = 0.25
+    card: Mapping,
+    dlat: float,
+    dlon: float,
+    *,
+    stacklevel: int = 3,
+    tolerance: float = 0.25,
+    input_factor: int = 1,
 ) -> None:
-    """Warn (OutOfDistributionWarning) if the spacing differs from the card's by > 25%."""
+    """Warn (OutOfDistributionWarning) if the spacing differs from the card's by > 25%.
+
+    ``input_factor``: the input grid is this much coarser than the card's grid
+    (downscalers record their output grid).
+    """
     grid = card.get("grid", {})
     for got, key in ((dlat, "dlat"), (dlon, "dlon")):
         ref = grid.get(key)
+        ref = ref * input_factor if ref else ref
         if ref and np.isfinite(got) and abs(got - ref) > tolerance * ref:
             warnings.warn(
                 f"Grid spacing {key}={got:.4g} deg differs from the {ref:.4g} deg that model "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import xarray as xr
 
 from .distance import distance, embed
+from .downscale import downscale
 from .lag import lag_curve, predict_lag
 
 __all__ = ["AtmoDistAccessor"]
@@ -32,6 +33,10 @@ class AtmoDistAccessor:
     def embed(self, **kwargs) -> xr.DataArray:
         """Encoder features; see :func:`xatmodist.embed`."""
         return embed(self._obj, **kwargs)
+
+    def downscale(self, **kwargs) -> xr.Dataset | xr.DataArray:
+        """Finer grid; see :func:`xatmodist.downscale`."""
+        return downscale(self._obj, **kwargs)
 
     def lag_curve(self, **kwargs) -> xr.Dataset:
         """Distance against lag; see :func:`xatmodist.lag_curve`."""

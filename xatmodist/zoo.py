@@ -123,6 +123,8 @@ def validate_card(card: Any, source: str = "card") -> dict:
         for k in ("lag_step_seconds", "lag_classes"):
             if k not in card:
                 raise ModelError(f"{source}: an encoder card needs {k!r}.")
+    if card["task"] == "downscaler" and not isinstance(card.get("factor"), int):
+        raise ModelError(f"{source}: a downscaler card needs an integer 'factor'.")
     return card
 
 

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from torch import nn
 
+from .downscaler import Downscaler
 from .encoder import AtmoDistNet, Encoder, Normaliser, ResBlock
 
-__all__ = ["ARCHITECTURES", "AtmoDistNet", "Encoder", "Normaliser", "ResBlock", "build"]
+__all__ = [
+    "ARCHITECTURES",
+    "AtmoDistNet",
+    "Downscaler",
+    "Encoder",
+    "Normaliser",
+    "ResBlock",
+    "build",
+]
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "AtmoDistNet": AtmoDistNet,
+    "Downscaler": Downscaler,
 }
 
 

@@ -1,0 +1,112 @@
+"""downscale() and fit_downscaler with small models trained here (no pretrained downscaler yet)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xatmodist
+from xatmodist.downscale import refine_coord
+from xatmodist.testing import raise_if_dask_computes, synthetic_fields
+from xatmodist.train import fit_downscaler
+
+SMALL = {
+    "patch_size": 16,
+    "epochs": 1,
+    "samples_per_epoch": 32,
+    "batch_size": 8,
+    "width": 8,
+    "blocks": 1,
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def hr():
+    return synthetic_fields(n_time=12, nlat=64, nlon=128, seed=21)
+
+
+@pytest.fixture(scope="module")
+def l2_model(hr, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds")
+    fit_downscaler(hr, content_loss="l2", out=out, name="tiny-ds", **SMALL)
+    return xatmodist.load_model(out / "model")
+
+
+def _coarse(hr, f=4):
+    return hr.coarsen(lat=f, lon=f).mean()
+
+
+def test_fit_downscaler_both_losses(hr, tiny_model, tmp_path):
+    m = fit_downscaler(
+        hr, content_loss="atmodist", encoder=tiny_model, l2_weight=0.1, out=tmp_path, **SMALL
+    )
+    assert m.card["task"] == "downscaler" and m.card["factor"] == 4
+    assert m.card["training"]["encoder"] == "tiny-test-encoder"
+    assert (tmp_path / "checkpoint.pt").is_file()
+    assert xatmodist.load_model(tmp_path / "model").card["grid"]["nlat"] == 64
+
+
+def test_downscale_grid_type_and_attrs(hr, l2_model):
+    coarse = _coarse(hr)
+    out = xatmodist.downscale(coarse, model=l2_model)
+    assert isinstance(out, xr.Dataset) and set(out.data_vars) == {"vo", "d"}
+    assert out.sizes == {"time": 12, "lat": 64, "lon": 128}
+    np.testing.assert_allclose(out.lat.values, hr.lat.values, atol=1e-9)
+    np.testing.assert_allclose(out.lon.values, hr.lon.values, atol=1e-9)
+    assert out.vo.attrs["units"] == "s-1" and out.vo.attrs["xatmodist_model"] == "tiny-ds"
+    # block means of the output stay close to the input (the network starts at bicubic)
+    back = out.coarsen(lat=4, lon=4).mean()
+    assert float(np.abs(back.vo - coarse.vo).max()) < 0.5 * float(np.abs(coarse.vo).max())
+    da = xatmodist.downscale(coarse.to_dataarray("variable"), model=l2_model)
+    assert isinstance(da, xr.DataArray) and da.dims == ("variable", "time", "lat", "lon")
+    xr.testing.assert_allclose(da.sel(variable="vo", drop=True), out.vo, check_dim_order=False)
+
+
+def test_downscale_lazy_and_chunk_invariant(hr, l2_model):
+    coarse = _coarse(hr)
+    eager = xatmodist.downscale(coarse, model=l2_model)
+    for chunks in ({"time": 1}, {"time": 5}):
+        with raise_if_dask_computes():
+            lazy = coarse.chunk(chunks).atmodist.downscale(model=l2_model)
+        assert lazy.vo.chunks is not None
+        xr.testing.assert_allclose(lazy.compute(), eager, rtol=1e-6, atol=1e-12)
+
+
+def test_downscale_wraps_longitude(hr, l2_model):
+    """Rolling a global field by whole coarse cells rolls the output the same way."""
+    coarse = _coarse(hr).isel(time=slice(0, 2))
+    a = xatmodist.downscale(coarse, model=l2_model)
+    rolled = coarse.roll(lon=5, roll_coords=False)
+    b = xatmodist.downscale(rolled, model=l2_model)
+    np.testing.assert_allclose(b.vo.values, np.roll(a.vo.values, 20, axis=-1), rtol=1e-4, atol=1e-9)
+
+
+def test_refine_coord_is_cell_centred():
+    np.testing.assert_allclose(refine_coord(np.array([10.0, 8.0]), 2), [10.5, 9.5, 8.5, 7.5])
+
+
+def test_downscale_errors(hr, l2_model, tiny_model):
+    coarse = _coarse(hr)
+    with pytest.raises(xatmodist.InputError, match="factor=2"):
+        xatmodist.downscale(coarse, factor=2, model=l2_model)
+    with pytest.raises(xatmodist.ModelError, match="not a downscaler"):
+        xatmodist.downscale(coarse, model=tiny_model)
+    with pytest.raises(xatmodist.ModelNotFoundError, match="downscale-swe-vd-x4"):
+        xatmodist.downscale(coarse)
+    with pytest.raises(xatmodist.ChunkError):
+        xatmodist.downscale(coarse.chunk({"lon": 8}), model=l2_model)
+    with pytest.warns(xatmodist.OutOfDistributionWarning):
+        xatmodist.downscale(hr.isel(time=0), model=l2_model)
+    with pytest.raises(xatmodist.InputError, match="content_loss"):
+        fit_downscaler(hr, content_loss="gan", **SMALL)
+    with pytest.raises(xatmodist.InputError, match="multiple of factor"):
+        fit_downscaler(hr, content_loss="l2", **{**SMALL, "patch_size": 18})
+
+
+def test_nan_field_gives_nan(hr, l2_model):
+    coarse = _coarse(hr).isel(time=slice(0, 3)).copy(deep=True)
+    coarse["vo"][1, 2, 2] = np.nan
+    out = xatmodist.downscale(coarse, model=l2_model)
+    assert out.vo.isel(time=1).isnull().all() and out.vo.isel(time=[0, 2]).notnull().all()

@@ -1,0 +1,69 @@
+"""Super-resolution network: residual CNN with sub-pixel (pixel-shuffle) upsampling."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Downscaler"]
+
+
+class _Block(nn.Module):
+    """conv-ReLU-conv with an identity skip (EDSR style, no batch norm)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block."""
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+class Downscaler(nn.Module):
+    """Map coarse fields (B, C, h, w) to fields ``factor`` times finer (B, C, h*f, w*f).
+
+    The network predicts a correction to the bicubic interpolation of the
+    z-scored input; per-channel mean and std are persistent buffers, so inputs
+    and outputs are in physical units.
+
+    Parameters
+    ----------
+    in_channels : int
+        Number of variables.
+    factor : int
+        Refinement factor, a power of 2.
+    width, blocks : int
+        Channels and residual blocks of the trunk (at the coarse resolution).
+    """
+
+    def __init__(self, in_channels: int, factor: int = 4, width: int = 48, blocks: int = 6):
+        super().__init__()
+        steps = int(round(math.log2(factor)))
+        if factor < 2 or 2**steps != factor:
+            raise ValueError(f"factor must be a power of 2 >= 2, got {factor}")
+        self.factor = factor
+        self.register_buffer("mean", torch.zeros(in_channels))
+        self.register_buffer("std", torch.ones(in_channels))
+        self.head = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.body = nn.Sequential(*[_Block(width) for _ in range(blocks)])
+        up: list[nn.Module] = []
+        for _ in range(steps):
+            up += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]
+        self.up = nn.Sequential(*up)
+        self.tail = nn.Conv2d(width, in_channels, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Refine ``x`` (physical units) by ``factor`` in both spatial dims."""
+        m, s = self.mean.view(1, -1, 1, 1), self.std.view(1, -1, 1, 1)
+        z = (x - m) / s
+        base = F.interpolate(z, scale_factor=self.factor, mode="bicubic", align_corners=False)
+        h = self.head(z)
+        y = base + self.tail(self.up(self.body(h) + h))
+        return y * s + m
