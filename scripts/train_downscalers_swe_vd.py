@@ -1,0 +1,66 @@
+"""Reproduce pretrained/downscale-swe-vd-x4 (AtmoDist loss) and downscale-swe-vd-x4-l2.
+
+Run from the repo root after ``scripts/train_atmodist_swe_vd.py`` (which writes
+the simulator data to ``data/``)::
+
+    python scripts/train_downscalers_swe_vd.py --loss atmodist
+    python scripts/train_downscalers_swe_vd.py --loss l2
+
+Both train the same network, on the same 64x64 high-resolution patches of the
+encoder's training runs coarsened 4x by block means, for the same number of
+steps and seed; they differ only in the content loss.  Resumable.  Evaluate
+with ``python -m benchmarks.eval_downscaling``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import xarray as xr
+
+from xatmodist.train import fit_downscaler
+
+SETTINGS = {
+    "factor": 4,
+    "patch_size": 64,
+    "epochs": 10,
+    "samples_per_epoch": 4000,
+    "batch_size": 16,
+    "lr": 1e-3,
+    "width": 48,
+    "blocks": 6,
+    "seed": 0,
+}
+
+
+def main() -> None:
+    """Train one of the two downscalers and save it to pretrained/."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--loss", choices=["atmodist", "l2"], required=True)
+    p.add_argument("--workdir", default="data")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    name = "downscale-swe-vd-x4" if args.loss == "atmodist" else "downscale-swe-vd-x4-l2"
+    hr = xr.open_zarr(Path(args.workdir) / "swe_train.zarr")
+    model = fit_downscaler(
+        hr,
+        variables=["vo", "d"],
+        content_loss=args.loss,
+        encoder="atmodist-swe-vd",
+        l2_weight=0.1,
+        out=Path(args.workdir) / f"train_{name}",
+        resume=True,
+        name=name,
+        threads=args.threads,
+        data_description="shallow_water defaults, training runs seeds 0..95 (as the encoder)",
+        **SETTINGS,
+    )
+    model.card["training"]["command"] = (
+        f"python scripts/train_downscalers_swe_vd.py --loss {args.loss}"
+    )
+    model.save(Path("pretrained") / name)
+
+
+if __name__ == "__main__":
+    main()
