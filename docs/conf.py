@@ -215,7 +215,8 @@ def render_card(card: dict, folder: str) -> str:
         if hist:
             cols = [
                 c
-                for c in ("epoch", "train_loss", "train_top1", "val_top1", "val_within1", "seconds")
+                for c in ("epoch", "train_loss", "train_top1", "val_top1", "val_within1", "loss",
+                  "samples_per_second", "seconds")
                 if c in hist[0]
             ]
             lines += ["Per epoch (validation: held-out time blocks of the training runs):", ""]
@@ -251,6 +252,17 @@ def render_card(card: dict, folder: str) -> str:
                     )
                 )
         lines += _table(rows, ("metric", "value"))
+        for method in ("this_model", "bicubic"):
+            if isinstance(held.get(method), dict):
+                name = card["name"] if method == "this_model" else "bicubic interpolation"
+                rows = [
+                    (f"`{var}`", m["rmse"], m["band_spectral_error"], m["semivariogram_error"])
+                    for var, m in held[method].items()
+                    if isinstance(m, dict)
+                ]
+                lines += [f"{name}:", ""]
+                lines += _table(rows, ("variable", "RMSE / std", "band spectral error",
+                                       "semivariogram error"))
         if "per_class_top1" in held and "lag_classes" in card:
             rows = [
                 (_hours(lag), acc)

@@ -93,8 +93,8 @@ def test_downscale_errors(hr, l2_model, tiny_model):
         xatmodist.downscale(coarse, factor=2, model=l2_model)
     with pytest.raises(xatmodist.ModelError, match="not a downscaler"):
         xatmodist.downscale(coarse, model=tiny_model)
-    with pytest.raises(xatmodist.ModelNotFoundError, match="downscale-swe-vd-x4"):
-        xatmodist.downscale(coarse)
+    with pytest.raises(xatmodist.ModelNotFoundError, match="no-such-downscaler"):
+        xatmodist.downscale(coarse, model="no-such-downscaler")
     with pytest.raises(xatmodist.ChunkError):
         xatmodist.downscale(coarse.chunk({"lon": 8}), model=l2_model)
     with pytest.warns(xatmodist.OutOfDistributionWarning):
@@ -110,3 +110,20 @@ def test_nan_field_gives_nan(hr, l2_model):
     coarse["vo"][1, 2, 2] = np.nan
     out = xatmodist.downscale(coarse, model=l2_model)
     assert out.vo.isel(time=1).isnull().all() and out.vo.isel(time=[0, 2]).notnull().all()
+
+
+def test_pretrained_default_on_sample_and_real_era5(shared_data):
+    """The default pretrained downscaler refines the sample; on real ERA5 (0.25 deg) it
+    runs and warns that the grid is far from its training grid."""
+    sample = xatmodist.datasets.sample().isel(run=0, time=slice(0, 2))[["vo", "d"]]
+    coarse = sample.coarsen(lat=4, lon=4).mean()
+    out = coarse.atmodist.downscale()
+    assert out.vo.shape == (2, 64, 128) and np.isfinite(out.vo).all()
+    assert out.vo.attrs["xatmodist_model"] == "downscale-swe-vd-x4"
+    d = shared_data / "era5_pl_2020-01-01"
+    u = xr.open_dataset(d / "u.nc").u.sel(level=850)
+    v = xr.open_dataset(d / "v.nc").v.sel(level=850)
+    vd = xatmodist.vorticity_divergence(u, v).isel(time=slice(0, 2))
+    with pytest.warns(xatmodist.OutOfDistributionWarning, match="trained on"):
+        hi = xatmodist.downscale(vd)
+    assert hi.vo.shape == (2, 164, 164) and np.isfinite(hi.vo).all()
