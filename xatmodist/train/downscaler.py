@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -13,9 +12,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..zoo import Model, load_model
+from . import _checkpoint as checkpoint
+from ._checkpoint import CHECKPOINT
 from ._pairs import make_blocks, patch_index, take_patches
 from ._source import FieldSource
-from .encoder import CHECKPOINT, METRICS, _atomic_save
 
 __all__ = ["fit_downscaler", "coarsen"]
 
@@ -144,12 +144,9 @@ def fit_downscaler(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, history = int(state["epoch"]) + 1, json.loads(state["history"])
-        seconds = float(state["train_seconds"])
+        start, history, seconds = checkpoint.restore(checkpoint.load(ckpt), net, opt, sched)
+    if out is not None:
+        checkpoint.reset_log(out, history)
     std = net.std.view(1, -1, 1, 1)
 
     def loss_fn(pred, truth):
@@ -202,19 +199,9 @@ def fit_downscaler(
         rec = {"epoch": epoch + 1, "loss": total / max(seen, 1), "samples_per_second": seen / el}
         history.append(rec)
         if out is not None:
-            _atomic_save(
-                {
-                    "epoch": epoch,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "history": json.dumps(history),
-                    "train_seconds": seconds,
-                },
-                ckpt,
+            checkpoint.save(
+                out, epoch=epoch, net=net, opt=opt, sched=sched, history=history, seconds=seconds
             )
-            with open(out / METRICS, "a") as f:
-                f.write(json.dumps(rec) + "\n")
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)

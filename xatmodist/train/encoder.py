@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -15,15 +14,14 @@ import pandas as pd
 
 from ..errors import InputError
 from ..zoo import Model
+from . import _checkpoint as checkpoint
+from ._checkpoint import CHECKPOINT
 from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
 from ._source import FieldSource
 
 __all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup"]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
 
 
 def _seconds(x, name: str) -> float:
@@ -88,20 +86,6 @@ class _PairStream:
         out = [self.draw(rng, b, f, per) for b, f in self.src.iter_blocks(list(blocks))]
         xa, xb, c = (np.concatenate(z) for z in zip(*out, strict=True))
         return xa[:n], xb[:n], c[:n]
-
-
-def _atomic_save(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _lat_rows(src: FieldSource, lat_band) -> tuple[int, int] | None:
@@ -263,7 +247,7 @@ def fit_encoder(
     start_epoch, history, train_seconds = 0, [], 0.0
     ckpt = out / CHECKPOINT if out is not None else None
     if resume and ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = checkpoint.load(ckpt)
         planned = state["scheduler"].get("total_steps")
         if planned is not None and int(planned) != epochs * steps_per_epoch:
             raise InputError(
@@ -274,12 +258,7 @@ def fit_encoder(
                 "pairs_per_epoch and batch_size of the interrupted run, or start a new run "
                 "in another out folder."
             )
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch = int(state["epoch"]) + 1
-        history = json.loads(state["history"])
-        train_seconds = float(state["train_seconds"])
+        start_epoch, history, train_seconds = checkpoint.restore(state, net, opt, sched)
         log.info("resumed from %s at epoch %d", ckpt, start_epoch)
     else:
         rng = np.random.default_rng([seed, 1])
@@ -295,7 +274,7 @@ def fit_encoder(
         # metrics.jsonl lists exactly the epochs in the checkpoint being continued: an
         # epoch whose metrics were appended but whose checkpoint save was killed is
         # trained again and must not be listed twice; a fresh run starts a fresh file
-        _atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+        checkpoint.reset_log(out, history)
     va, vb, vc = stream.fixed(val_blocks, val_pairs, seed)
     va, vb, vc = torch.from_numpy(va), torch.from_numpy(vb), torch.from_numpy(vc)
 
@@ -368,21 +347,15 @@ def fit_encoder(
                 flush=True,
             )
         if out is not None:
-            # checkpoint first: a metrics line always has its checkpoint on disk (a kill
-            # in between is repaired on resume, when the log is rewritten from the history)
-            _atomic_save(
-                {
-                    "epoch": epoch,
-                    "model": net.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "history": json.dumps(history),
-                    "train_seconds": train_seconds,
-                },
-                ckpt,
+            checkpoint.save(
+                out,
+                epoch=epoch,
+                net=net,
+                opt=opt,
+                sched=sched,
+                history=history,
+                seconds=train_seconds,
             )
-            with open(out / METRICS, "a") as f:
-                f.write(json.dumps(rec) + "\n")
 
     net.eval()
     alpha = calibrate_alpha(net, va, vb, vc, n_classes)
