@@ -215,8 +215,16 @@ def render_card(card: dict, folder: str) -> str:
         if hist:
             cols = [
                 c
-                for c in ("epoch", "train_loss", "train_top1", "val_top1", "val_within1", "loss",
-                  "samples_per_second", "seconds")
+                for c in (
+                    "epoch",
+                    "train_loss",
+                    "train_top1",
+                    "val_top1",
+                    "val_within1",
+                    "loss",
+                    "samples_per_second",
+                    "seconds",
+                )
                 if c in hist[0]
             ]
             lines += ["Per epoch (validation: held-out time blocks of the training runs):", ""]
@@ -261,8 +269,9 @@ def render_card(card: dict, folder: str) -> str:
                     if isinstance(m, dict)
                 ]
                 lines += [f"{name}:", ""]
-                lines += _table(rows, ("variable", "RMSE / std", "band spectral error",
-                                       "semivariogram error"))
+                lines += _table(
+                    rows, ("variable", "RMSE / std", "band spectral error", "semivariogram error")
+                )
         if "per_class_top1" in held and "lag_classes" in card:
             rows = [
                 (_hours(lag), acc)
