@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 
 import numpy as np
@@ -24,14 +23,7 @@ import xatmodist
 from xatmodist._kernels import _tiles, make_tiling
 from xatmodist.testing import synthetic_fields
 
-
-def _best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from ._timing import best as _best
 
 
 def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repeat: int = 2) -> dict:

@@ -32,16 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._timing import best as _best
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def write_store(path: str | os.PathLike, n_time: int, chunk: int, nlat=64, nlon=128) -> str:

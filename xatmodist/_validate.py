@@ -268,18 +268,24 @@ def check_dataarray(obj, name: str, *, contents: str = "real numbers") -> None:
         )
 
 
+def positive_float(value, message: str) -> float:
+    """``value`` as a finite float > 0, else InputError(``message``)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if not np.isfinite(out) or out <= 0:
+        raise InputError(message)
+    return out
+
+
 def check_radius(radius, earth_radius: float = 6.37122e6) -> float:
     """The sphere radius as a positive float, or InputError."""
-    try:
-        value = float(radius)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value) or value <= 0:
-        raise InputError(
-            f"Expected radius to be a positive number of metres (Earth: {earth_radius:g}), "
-            f"but got {radius!r}."
-        )
-    return value
+    return positive_float(
+        radius,
+        f"Expected radius to be a positive number of metres (Earth: {earth_radius:g}), "
+        f"but got {radius!r}.",
+    )
 
 
 def check_core_chunks(da: xr.DataArray, dims: Sequence[Hashable]) -> None:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
-from .._validate import check_core_chunks, check_dataarray, check_radius
+from .._validate import check_core_chunks, check_dataarray, check_radius, positive_float
 from ..derive import EARTH_RADIUS
 from ..errors import InputError
 from .spectra import (
@@ -251,14 +251,10 @@ def _bin_edges(
         if max_distance is None:
             top = 0.5 * float(distance.max()) if distance.size else 0.0
         else:
-            try:
-                top = float(max_distance)
-            except (TypeError, ValueError):
-                top = float("nan")
-            if not np.isfinite(top) or top <= 0:
-                raise InputError(
-                    f"max_distance must be a positive number of metres; got {max_distance!r}."
-                )
+            top = positive_float(
+                max_distance,
+                f"max_distance must be a positive number of metres; got {max_distance!r}.",
+            )
         if top <= 0:
             raise InputError("All sampled pairs are at distance 0; the grid is degenerate.")
         return np.linspace(0.0, top, int(bins) + 1)
