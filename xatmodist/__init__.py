@@ -29,6 +29,7 @@ from .errors import (
     WeightsError,
     XatmodistError,
 )
+from .inpaint import inpaint
 from .lag import lag_curve, predict_lag
 from .options import get_options, set_options
 from .zoo import Model, list_models, load_model
@@ -55,6 +56,7 @@ __all__ = [
     "downscale",
     "embed",
     "get_options",
+    "inpaint",
     "lag_curve",
     "list_models",
     "load_model",

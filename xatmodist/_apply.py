@@ -21,7 +21,7 @@ from .errors import GridError, InputError
 from .options import get_options
 from .zoo import Model, load_model
 
-__all__ = ["Prepared", "prepare", "apply", "tile_centres", "provenance"]
+__all__ = ["Prepared", "prepare", "apply", "tile_centres", "provenance", "relabel"]
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Prepared:
     model: Model
     tiling: Tiling
     wrap: bool
+    #: whether ``da`` is the input reversed along latitude (to the model's orientation)
+    lat_flipped: bool = False
 
 
 def prepare(
@@ -44,6 +46,7 @@ def prepare(
     channel_dim: Hashable | None = None,
     *,
     stacklevel: int = 4,
+    keep_dtype: bool = False,
 ) -> Prepared:
     """Resolve variables and dims, validate, and stack channels."""
     m = load_model(model)
@@ -52,19 +55,22 @@ def prepare(
         from .errors import ModelError
 
         raise ModelError("The model has no folder; save it with model.save(path) first.")
-    da = v.to_channels(obj, card["variables"], variables, channel_dim)
+    da = v.to_channels(obj, card["variables"], variables, channel_dim, keep_dtype=keep_dtype)
     lat, lon = v.spatial_dims(da, spatial_dims)
     da = da.transpose(..., v.CHANNEL, lat, lon)
     v.check_core_chunks(da, [lat, lon])
     # present the grid in the model's north-south orientation (lazy reversal)
+    flipped = False
     if lat in da.coords and da.sizes[lat] > 1:
         descending = bool(da[lat].values[0] > da[lat].values[-1])
         if descending != bool(card["grid"].get("lat_descending", True)):
             da = da.isel({lat: slice(None, None, -1)})
+            flipped = True
     if da.chunks is not None:
         da = da.chunk({v.CHANNEL: -1})  # our own stacking dim, never the user's
     factor = int(card.get("factor", 1)) if card["task"] == "downscaler" else 1
-    patch = max(1, int(card["patch_size"]) // factor)  # smallest input the model takes
+    # smallest input the model takes
+    patch = int(card.get("min_input_size", max(1, int(card["patch_size"]) // factor)))
     nlat, nlon = da.sizes[lat], da.sizes[lon]
     wrap = v.is_global(da, lon)
     if nlat < patch or (nlon < patch and not wrap) or nlon < patch:
@@ -79,7 +85,8 @@ def prepare(
     if wrap:
         x = np.asarray(da[lon].values, dtype=np.float64)
         offset = int(np.argmin(np.abs((x + 180.0) % 360.0 - 180.0)))
-    return Prepared(da, lat, lon, m, make_tiling(nlat, nlon, patch, wrap, offset), wrap)
+    tiling = make_tiling(nlat, nlon, patch, wrap, offset)
+    return Prepared(da, lat, lon, m, tiling, wrap, flipped)
 
 
 def apply(
@@ -160,3 +167,42 @@ def provenance(m: Model, **extra) -> dict:
     attrs["xatmodist_version"] = __version__
     attrs.update({k: str(val) for k, val in extra.items()})
     return attrs
+
+
+def relabel(
+    out: xr.DataArray,
+    a: xr.Dataset | xr.DataArray,
+    p: Prepared,
+    variables: Mapping | Sequence | None,
+    channel_dim: Hashable | None,
+    attrs: Mapping,
+) -> xr.Dataset | xr.DataArray:
+    """Turn a (..., variable, lat, lon) result of ``p`` back into ``a``'s form.
+
+    The latitude orientation of ``a`` is restored; a Dataset gets its variable
+    names, dim order and attributes back, a DataArray its channel dim (or
+    none for single-variable models); ``attrs`` (provenance) are added.
+    """
+    if p.lat_flipped:
+        out = out.isel({p.lat: slice(None, None, -1)})
+    card = p.model.card
+    if isinstance(a, xr.Dataset):
+        names = v.resolve_variables(a, card["variables"], variables, check_units=False)
+        ds = out.to_dataset(dim=v.CHANNEL)
+        ds = ds.rename({w["name"]: n for w, n in zip(card["variables"], names, strict=True)})
+        for n in names:
+            ds[n] = ds[n].transpose(*a[n].dims)
+            ds[n].attrs = {**a[n].attrs, **attrs}
+        ds.attrs = {**a.attrs, **attrs}
+        return ds
+    dim = channel_dim if channel_dim is not None else v.CHANNEL
+    if dim in a.dims:  # keep the caller's channel dim name and labels
+        labels = v.resolve_variables(
+            a.to_dataset(dim=dim), card["variables"], variables, check_units=False
+        )
+        out = out.rename({v.CHANNEL: dim}).assign_coords({dim: labels})
+    else:  # single-variable model
+        out = out.isel({v.CHANNEL: 0}, drop=True)
+    out.attrs = {**a.attrs, **attrs}
+    out.name = a.name
+    return out.transpose(*a.dims)

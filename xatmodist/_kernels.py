@@ -68,6 +68,26 @@ def _tiles(x: np.ndarray, t: Tiling) -> np.ndarray:
     return np.ascontiguousarray(out).reshape(-1, x.shape[1], p, p)
 
 
+def check_range(flat: np.ndarray, mean, std) -> None:
+    """Refuse (N, C, H, W) values further than MAX_SIGMA training stds from the mean.
+
+    Per-channel extremes only (no float64 copy of the block); NaNs are ignored.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    std = np.asarray(std, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        hi = np.nanmax(flat, axis=(0, 2, 3)).astype(np.float64)
+        lo = np.nanmin(flat, axis=(0, 2, 3)).astype(np.float64)
+    z = np.nan_to_num(np.maximum(np.abs(hi - mean), np.abs(lo - mean)) / std, nan=0.0)
+    if (z > MAX_SIGMA).any():
+        c = int(np.argmax(z))
+        raise InputError(
+            f"Channel {c} has values {z[c]:.3g} training standard deviations from the "
+            f"training mean (the model accepts up to {MAX_SIGMA:g}). Check the units "
+            "against load_model(...).card['variables'] and convert the data."
+        )
+
+
 def _prepare(x: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Flatten to (N, C, H, W) float32; mark fields with NaN/inf (computed as zeros).
 
@@ -80,19 +100,7 @@ def _prepare(x: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray, tuple[int
     if bad.any():
         flat = np.where(finite, flat, 0.0)
     if net is not None and flat.size:
-        # per-channel extremes only: no float64 copy of the block
-        mean = net.normaliser.mean_in.numpy().astype(np.float64)
-        std = net.normaliser.std_in.numpy().astype(np.float64)
-        hi = flat.max(axis=(0, 2, 3)).astype(np.float64)
-        lo = flat.min(axis=(0, 2, 3)).astype(np.float64)
-        z = np.maximum(np.abs(hi - mean), np.abs(lo - mean)) / std
-        if (z > MAX_SIGMA).any():
-            c = int(np.argmax(z))
-            raise InputError(
-                f"Channel {c} has values {z[c]:.3g} training standard deviations from the "
-                f"training mean (the model accepts up to {MAX_SIGMA:g}). Check the units "
-                "against load_model(...).card['variables'] and convert the data."
-            )
+        check_range(flat, net.normaliser.mean_in, net.normaliser.std_in)
     return flat.astype(np.float32, copy=False), bad, lead
 
 
@@ -279,3 +287,129 @@ def downscale_kernel(
     out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
     out[bad] = np.nan
     return out.reshape(lead + (c, h * f, w * f))
+
+
+def hole_radius(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
+    """Largest distance (grid cells) from a masked point to the nearest unmasked one, per field.
+
+    ``mask`` is (N, H, W), True = missing; with ``wrap`` the last axis is
+    periodic.  Domain edges mirror, so a hole touching an edge counts as
+    twice as wide as it looks from inside.  Nothing observed gives ``inf``;
+    no hole gives 0.
+
+    Examples
+    --------
+    >>> m = np.zeros((1, 9, 9), dtype=bool)
+    >>> m[0, 2:7, 2:7] = True  # a 5x5 hole: its centre is 3 cells from observed points
+    >>> hole_radius(m)
+    array([3.])
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    n, h, w = mask.shape
+    out = np.zeros(n)
+    for i in range(n):
+        m = mask[i]
+        if not m.any():
+            continue
+        if m.all():
+            out[i] = np.inf
+            continue
+        p = np.pad(m, ((h, h), (0, 0)), mode="symmetric")
+        p = np.pad(p, ((0, 0), (w, w)), mode="wrap" if wrap else "symmetric")
+        out[i] = float(ndimage.distance_transform_edt(p)[h : 2 * h, w : 2 * w].max())
+    return out
+
+
+def _pad_fields(x: np.ndarray, hy: int, hx: int, mult: int, wrap: bool) -> np.ndarray:
+    """Pad (..., H, W) by a halo, then up to multiples of ``mult`` at the bottom/right.
+
+    Latitude is mirrored; longitude wraps on global grids and mirrors otherwise.
+    """
+    h, w = x.shape[-2:]
+    ey = (-(h + 2 * hy)) % mult
+    ex = (-(w + 2 * hx)) % mult
+    lead = [(0, 0)] * (x.ndim - 2)
+    x = np.pad(x, lead + [(hy, hy + ey), (0, 0)], mode="symmetric")
+    return np.pad(x, lead + [(0, 0), (hx, hx + ex)], mode="wrap" if wrap else "symmetric")
+
+
+def inpaint_kernel(
+    a: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    model: str,
+    tiling: Tiling,
+    wrap: bool,
+    keep_observed: bool = True,
+    halo: int = 16,
+    batch: int = 256,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Filled fields (..., C, H, W) in ``a``'s dtype.
+
+    ``mask`` (..., 1, H, W) is True where missing; default: any channel NaN.
+    With ``keep_observed`` the unmasked points are ``a``'s values bit for bit
+    and fields without holes skip the network.
+    """
+    m = load_model(model)
+    net = m.module
+    lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
+    flat = a.reshape((-1, c, h, w))
+    if mask is None:
+        holes = ~np.isfinite(flat).all(axis=1)
+    else:
+        holes = np.broadcast_to(mask, lead + (1, h, w)).reshape(-1, h, w).astype(bool)
+    unmasked_bad = ~np.isfinite(flat) & ~holes[:, None]
+    if unmasked_bad.any():
+        i = int(np.nonzero(unmasked_bad.any(axis=(1, 2, 3)))[0][0])
+        raise InputError(
+            f"{int(unmasked_bad.sum())} NaN/inf values lie outside the mask (first in field "
+            f"{i} of its chunk); the mask must cover every missing value. Pass "
+            "mask=mask | data.isnull() (or leave mask=None to fill all NaNs)."
+        )
+    need = holes.any(axis=(1, 2)) if keep_observed else np.ones(len(flat), dtype=bool)
+    out = flat.copy()
+    if not need.any():
+        return out.reshape(a.shape)
+    idx = np.nonzero(need)[0]
+    radius = hole_radius(holes[idx], wrap)
+    limit = float(m.card["max_hole_radius"])
+    if np.isinf(radius).any():
+        j = int(np.nonzero(np.isinf(radius))[0][0])
+        raise InputError(
+            f"Field {int(idx[j])} of its chunk has no observed values (everything masked or "
+            "NaN); there is nothing to fill from. Drop such fields first, e.g. "
+            "a.dropna('time', how='all')."
+        )
+    if (radius > limit).any():
+        j = int(np.argmax(radius))
+        raise InputError(
+            f"A hole in field {int(idx[j])} of its chunk reaches {radius[j]:.1f} grid cells from "
+            f"the nearest observed value; model {m.name!r} fills holes up to {limit:g} cells "
+            f"from observed values (trained on holes up to {2 * limit:g} cells across). "
+            "Mask less, split the gap, or train a model on larger holes with "
+            f"xatmodist.train.fit_inpainter(hole=(4, {int(np.ceil(2 * radius[j])) + 2}))."
+        )
+    x = np.where(holes[idx, None], 0.0, flat[idx]).astype(np.float32)
+    check_range(x, net.mean, net.std)
+    mk = holes[idx, None]
+    hx = halo
+    shift = 0
+    if wrap:
+        # the same columns for 0..360 and -180..180 grids (start at 0 deg E), and
+        # context of at least a hole's width across the seam
+        shift = tiling.cols[0] if tiling.cols else 0
+        x, mk = np.roll(x, -shift, axis=-1), np.roll(mk, -shift, axis=-1)
+        hx = max(halo, int(np.ceil(2 * limit)))
+    xp = np.ascontiguousarray(_pad_fields(x, halo, hx, net.multiple, wrap))
+    mp = np.ascontiguousarray(_pad_fields(mk, halo, hx, net.multiple, wrap), dtype=np.float32)
+    pred = _run(net, [xp, mp], max(1, batch // 16), threads)
+    pred = pred[:, :, halo : halo + h, hx : hx + w].astype(flat.dtype)
+    if shift:
+        pred = np.roll(pred, shift, axis=-1)
+    if keep_observed:
+        pred = np.where(holes[idx, None], pred, flat[idx])
+    out[idx] = pred
+    return out.reshape(a.shape)

@@ -209,11 +209,16 @@ def to_channels(
     wanted: Sequence[Mapping],
     variables=None,
     channel_dim: Hashable | None = None,
+    *,
+    keep_dtype: bool = False,
 ) -> xr.DataArray:
-    """Stack the model's variables of ``obj`` along a ``variable`` dim (last non-core)."""
+    """Stack the model's variables of ``obj`` along a ``variable`` dim (last non-core).
+
+    Values become float32 unless ``keep_dtype`` (then the variables' common dtype).
+    """
     if isinstance(obj, xr.Dataset):
         names = resolve_variables(obj, wanted, variables)
-        arrs = [obj[n].astype(np.float32, copy=False) for n in names]
+        arrs = [obj[n] if keep_dtype else obj[n].astype(np.float32, copy=False) for n in names]
         for n, a in zip(names, arrs, strict=True):
             if a.dims != arrs[0].dims:
                 raise InputError(
@@ -234,14 +239,19 @@ def to_channels(
             raise InputError(
                 f"channel_dim={channel_dim!r} is not a dim of the DataArray {tuple(obj.dims)!r}."
             )
-        return to_channels(obj.to_dataset(dim=channel_dim), wanted, variables)
+        return to_channels(
+            obj.to_dataset(dim=channel_dim), wanted, variables, keep_dtype=keep_dtype
+        )
     if len(wanted) == 1:
         name = obj.name if obj.name is not None else wanted[0]["name"]
         return to_channels(
-            obj.to_dataset(name=name), wanted, variables or {wanted[0]["name"]: name}
+            obj.to_dataset(name=name),
+            wanted,
+            variables or {wanted[0]["name"]: name},
+            keep_dtype=keep_dtype,
         )
     if obj.name is not None:
-        return to_channels(obj.to_dataset(), wanted, variables)
+        return to_channels(obj.to_dataset(), wanted, variables, keep_dtype=keep_dtype)
     raise InputError(
         f"The model takes {len(wanted)} variables {[w['name'] for w in wanted]!r} but got a "
         "single unnamed DataArray without a channel dim. Pass a Dataset, or a DataArray with "

@@ -11,6 +11,7 @@ import xarray as xr
 
 from .distance import distance, embed
 from .downscale import downscale
+from .inpaint import inpaint
 from .lag import lag_curve, predict_lag
 
 __all__ = ["AtmoDistAccessor"]
@@ -37,6 +38,10 @@ class AtmoDistAccessor:
     def downscale(self, **kwargs) -> xr.Dataset | xr.DataArray:
         """Finer grid; see :func:`xatmodist.downscale`."""
         return downscale(self._obj, **kwargs)
+
+    def inpaint(self, **kwargs) -> xr.Dataset | xr.DataArray:
+        """Holes filled; see :func:`xatmodist.inpaint`."""
+        return inpaint(self._obj, **kwargs)
 
     def lag_curve(self, **kwargs) -> xr.Dataset:
         """Distance against lag; see :func:`xatmodist.lag_curve`."""

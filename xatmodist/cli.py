@@ -88,6 +88,34 @@ def _train_encoder(args) -> int:
     return 0
 
 
+def _train_field_model(args) -> int:
+    from . import train
+
+    ds = open_data(args.data)
+    common = {
+        "variables": args.variables,
+        "encoder": args.encoder,
+        "l2_weight": args.l2_weight,
+        "patch_size": args.patch_size,
+        "epochs": args.epochs,
+        "samples_per_epoch": args.samples_per_epoch,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "out": args.out,
+        "resume": args.resume,
+        "name": args.name,
+        "threads": args.threads,
+        "data_description": " ".join(args.data),
+    }
+    if args.what == "downscaler":
+        model = train.fit_downscaler(ds, factor=args.factor, content_loss=args.loss, **common)
+    else:
+        model = train.fit_inpainter(ds, loss=args.loss, hole=tuple(args.hole), **common)
+    print(f"saved {model.name} to {Path(args.out) / 'model'}")
+    return 0
+
+
 def _evaluate_encoder(args) -> int:
     from .train import evaluate_encoder
 
@@ -168,6 +196,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many epochs of the schedule (time-limited jobs; then --resume)",
     )
     te.set_defaults(func=_train_encoder)
+
+    for what, hlp in (
+        ("downscaler", "super-resolution from block-averaged fields"),
+        ("inpainter", "filling random holes"),
+    ):
+        tf = tsub.add_parser(what, help=hlp)
+        tf.add_argument("data", nargs="+", help="netCDF/zarr/GRIB path(s) or glob")
+        tf.add_argument("--loss", choices=["atmodist", "l2"], default="atmodist")
+        tf.add_argument("--encoder", default="atmodist-swe-vd", help="encoder of the loss")
+        tf.add_argument("--l2-weight", type=float, default=0.1 if what == "downscaler" else 0.5)
+        tf.add_argument("--variables", nargs="+", default=None)
+        tf.add_argument("--patch-size", type=int, default=64)
+        tf.add_argument("--epochs", type=int, default=5 if what == "downscaler" else 8)
+        tf.add_argument("--samples-per-epoch", type=int, default=4096)
+        tf.add_argument("--batch-size", type=int, default=16)
+        tf.add_argument("--lr", type=float, default=1e-3)
+        tf.add_argument("--seed", type=int, default=0)
+        tf.add_argument("--threads", type=int, default=None)
+        tf.add_argument("--name", default=f"{what}-custom")
+        tf.add_argument("--out", required=True, help="folder for checkpoints and the model")
+        tf.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+        if what == "downscaler":
+            tf.add_argument("--factor", type=int, default=4)
+        else:
+            tf.add_argument("--hole", type=int, nargs=2, default=[4, 32], help="min max size")
+        tf.set_defaults(func=_train_field_model)
 
     e = sub.add_parser("evaluate", help="held-out metrics of a model")
     esub = e.add_subparsers(dest="what", required=True)

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from . import _validate as v
-from ._apply import apply, prepare, provenance
+from ._apply import apply, prepare, provenance, relabel
 from ._kernels import downscale_kernel
 from .errors import InputError, ModelError
 from .zoo import Model, load_model
@@ -113,23 +113,4 @@ def downscale(
                 UserWarning,
                 stacklevel=2,
             )
-    prov = provenance(m, factor=factor)
-    if isinstance(a, xr.Dataset):
-        names = v.resolve_variables(a, m.card["variables"], variables, check_units=False)
-        ds = out.to_dataset(dim=v.CHANNEL)
-        ds = ds.rename({w["name"]: n for w, n in zip(m.card["variables"], names, strict=True)})
-        for n in names:
-            ds[n].attrs = {**a[n].attrs, **prov}
-        ds.attrs = {**a.attrs, **prov}
-        return ds
-    dim = channel_dim if channel_dim is not None else v.CHANNEL
-    if dim in a.dims:  # keep the caller's channel dim name and labels
-        labels = v.resolve_variables(
-            a.to_dataset(dim=dim), m.card["variables"], variables, check_units=False
-        )
-        out = out.rename({v.CHANNEL: dim}).assign_coords({dim: labels})
-    else:  # single-variable model
-        out = out.isel({v.CHANNEL: 0}, drop=True)
-    out.attrs = {**a.attrs, **prov}
-    out.name = a.name
-    return out.transpose(*a.dims)
+    return relabel(out, a, p, variables, channel_dim, provenance(m, factor=factor))

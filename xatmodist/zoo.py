@@ -125,6 +125,13 @@ def validate_card(card: Any, source: str = "card") -> dict:
                 raise ModelError(f"{source}: an encoder card needs {k!r}.")
     if card["task"] == "downscaler" and not isinstance(card.get("factor"), int):
         raise ModelError(f"{source}: a downscaler card needs an integer 'factor'.")
+    if card["task"] == "inpainter":
+        r = card.get("max_hole_radius")
+        if isinstance(r, bool) or not isinstance(r, int | float) or not r > 0:
+            raise ModelError(
+                f"{source}: an inpainter card needs a positive number 'max_hole_radius' "
+                f"(grid cells); got {r!r}."
+            )
     return card
 
 

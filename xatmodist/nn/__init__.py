@@ -10,12 +10,14 @@ from torch import nn
 
 from .downscaler import Downscaler
 from .encoder import AtmoDistNet, Encoder, Normaliser, ResBlock
+from .inpainter import Inpainter
 
 __all__ = [
     "ARCHITECTURES",
     "AtmoDistNet",
     "Downscaler",
     "Encoder",
+    "Inpainter",
     "Normaliser",
     "ResBlock",
     "build",
@@ -24,6 +26,7 @@ __all__ = [
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "AtmoDistNet": AtmoDistNet,
     "Downscaler": Downscaler,
+    "Inpainter": Inpainter,
 }
 
 

@@ -1,4 +1,4 @@
-"""Training: the lag pretext task (encoder); checkpoints, resume, evaluation.
+"""Training: the lag pretext task (encoder), downscalers, inpainters; checkpoints, resume.
 
 Needs only the core dependencies plus tqdm; works on any CF-compliant dataset
 (numpy, dask, zarr, netCDF, GRIB via cfgrib).
@@ -6,5 +6,6 @@ Needs only the core dependencies plus tqdm; works on any CF-compliant dataset
 
 from .downscaler import fit_downscaler
 from .encoder import calibrate_alpha, evaluate_encoder, fit_encoder
+from .inpainter import fit_inpainter
 
-__all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "fit_downscaler"]
+__all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "fit_downscaler", "fit_inpainter"]

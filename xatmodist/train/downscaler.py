@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputError
-from ..zoo import Model, load_model
-from . import _checkpoint as checkpoint
-from ._checkpoint import CHECKPOINT
-from ._pairs import make_blocks, patch_index, take_patches
+from ..zoo import Model
 from ._source import FieldSource
+from ._supervised import fit_patches, grid_card, init_zscore, load_encoder
 
 __all__ = ["fit_downscaler", "coarsen"]
 
@@ -94,7 +88,6 @@ def fit_downscaler(
         output grid); saved to ``out/model`` if ``out`` is given.
     """
     import torch
-    from tqdm.auto import tqdm
 
     from ..nn import Downscaler
 
@@ -112,44 +105,14 @@ def fit_downscaler(
     src = FieldSource(hr, variables, dim, spatial_dims)
     if patch_size > src.nlat:
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")
-    enc = None
-    if content_loss == "atmodist":
-        enc = load_model(encoder)
-        want = [w["name"] for w in enc.card["variables"]]
-        have = [s["name"] for s in src.specs]
-        if len(want) != len(have):
-            raise InputError(
-                f"The encoder {enc.name!r} takes {want}; the training data gives {have}. "
-                "Pass variables= in the encoder's order."
-            )
-    blocks_, _ = make_blocks(
-        n_series=src.n_series,
-        n_time=src.n_time,
-        block_length=min(src.n_time, 32),
-        max_lag=0,
-        val_every=0,
-    )
+    enc = load_encoder(encoder, src) if content_loss == "atmodist" else None
     torch.manual_seed(seed)
     net = Downscaler(src.n_channels, factor=factor, width=width, blocks=blocks)
-    rng0 = np.random.default_rng([seed, 1])
-    sample = torch.from_numpy(src.sample_fields(64, rng0)).double()
-    net.mean.copy_(sample.mean(dim=(0, 2, 3)).float())
-    net.std.copy_(sample.std(dim=(0, 2, 3)).float().clamp(min=1e-30))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    steps_per_epoch = max(1, samples_per_epoch // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-    out = Path(out) if out is not None else None
-    ckpt = out / CHECKPOINT if out is not None else None
-    start, history, seconds = 0, [], 0.0
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    if resume and ckpt is not None and ckpt.is_file():
-        start, history, seconds = checkpoint.restore(checkpoint.load(ckpt), net, opt, sched)
-    if out is not None:
-        checkpoint.reset_log(out, history)
+    init_zscore(net, src, seed)
     std = net.std.view(1, -1, 1, 1)
 
-    def loss_fn(pred, truth):
+    def loss_fn(truth, rng):
+        pred = net(coarsen(truth, factor))
         mse = ((pred - truth) / std).pow(2).mean()
         if enc is None:
             return mse
@@ -158,53 +121,21 @@ def fit_downscaler(
             ft = enc.module.features(truth)
         return float(enc.module.alpha) * (fp - ft).pow(2).mean() + l2_weight * mse
 
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([seed, 2, epoch])
-        torch.manual_seed(seed * 100_003 + epoch)
-        order = rng.permutation(len(blocks_))
-        per = max(1, math.ceil(samples_per_epoch / len(blocks_)))
-        xs = []
-        for _, fields in src.iter_blocks([blocks_[i] for i in order]):
-            t = rng.integers(0, fields.shape[0], size=per)
-            r, c = patch_index(
-                rng, per, nlat=src.nlat, nlon=src.nlon, patch=patch_size, wrap=src.wrap
-            )
-            xs.append(take_patches(fields, t, r, c, patch_size))
-            if sum(len(x) for x in xs) >= samples_per_epoch:
-                break
-        data = torch.from_numpy(np.concatenate(xs)[rng.permutation(sum(len(x) for x in xs))])
-        net.train()
-        total, seen = 0.0, 0
-        bar = tqdm(
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{epochs}",
-            disable=not progress,
-            leave=False,
-        )
-        for s in range(steps_per_epoch):
-            truth = data[(s * batch_size) % len(data) :][:batch_size]
-            pred = net(coarsen(truth, factor))
-            loss = loss_fn(pred, truth)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(truth)
-            seen += len(truth)
-            bar.update(1)
-        bar.close()
-        el = time.perf_counter() - t0
-        seconds += el
-        rec = {"epoch": epoch + 1, "loss": total / max(seen, 1), "samples_per_second": seen / el}
-        history.append(rec)
-        if out is not None:
-            checkpoint.save(
-                out, epoch=epoch, net=net, opt=opt, sched=sched, history=history, seconds=seconds
-            )
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
+    out = Path(out) if out is not None else None
+    history, seconds = fit_patches(
+        net,
+        src,
+        loss_fn,
+        patch_size=patch_size,
+        epochs=epochs,
+        samples_per_epoch=samples_per_epoch,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        out=out,
+        resume=resume,
+        progress=progress,
+    )
     card = {
         "name": name,
         "version": 1,
@@ -213,14 +144,7 @@ def fit_downscaler(
         "args": {"in_channels": src.n_channels, "factor": factor, "width": width, "blocks": blocks},
         "factor": factor,
         "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
-        "grid": {
-            "nlat": src.nlat,
-            "nlon": src.nlon,
-            "dlat": src.dlat,
-            "dlon": src.dlon,
-            "global": bool(src.wrap),
-            "lat_descending": src.lat_descending,
-        },
+        "grid": grid_card(src),
         "patch_size": patch_size,
         "normalisation": {
             "method": "per-variable z-score (buffers mean/std in the weights)",

@@ -1,0 +1,157 @@
+"""The loop shared by the field-to-field trainers (downscaler, inpainter).
+
+Both draw random high-resolution patches of the training fields each epoch,
+optimise a loss of (patch batch, per-epoch random generator) with Adam and a
+cosine schedule, checkpoint after every epoch and resume exactly.  The frozen
+AtmoDist encoder's feature distance, the content loss of both, is here too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..zoo import Model, load_model
+from . import _checkpoint as checkpoint
+from ._checkpoint import CHECKPOINT
+from ._pairs import make_blocks, patch_index, take_patches
+from ._source import FieldSource
+
+__all__ = ["init_zscore", "fit_patches", "load_encoder", "grid_card", "freeze"]
+
+
+def init_zscore(net, src: FieldSource, seed: int) -> None:
+    """Set the ``mean``/``std`` buffers of ``net`` from 64 random training fields."""
+    import torch
+
+    rng0 = np.random.default_rng([seed, 1])
+    sample = torch.from_numpy(src.sample_fields(64, rng0)).double()
+    net.mean.copy_(sample.mean(dim=(0, 2, 3)).float())
+    net.std.copy_(sample.std(dim=(0, 2, 3)).float().clamp(min=1e-30))
+
+
+def load_encoder(encoder: str | Model, src: FieldSource) -> Model:
+    """The frozen encoder of the AtmoDist loss, checked against the training variables."""
+    enc = load_model(encoder)
+    want = [w["name"] for w in enc.card["variables"]]
+    have = [s["name"] for s in src.specs]
+    if len(want) != len(have):
+        raise InputError(
+            f"The encoder {enc.name!r} takes {want}; the training data gives {have}. "
+            "Pass variables= in the encoder's order."
+        )
+    return enc
+
+
+def grid_card(src: FieldSource) -> dict:
+    """The ``grid`` entry of a card for models trained on ``src``."""
+    return {
+        "nlat": src.nlat,
+        "nlon": src.nlon,
+        "dlat": src.dlat,
+        "dlon": src.dlon,
+        "global": bool(src.wrap),
+        "lat_descending": src.lat_descending,
+    }
+
+
+def freeze(net) -> None:
+    """Eval mode, no gradients."""
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+
+
+def fit_patches(
+    net,
+    src: FieldSource,
+    loss_fn: Callable,
+    *,
+    patch_size: int,
+    epochs: int,
+    samples_per_epoch: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    out: Path | None,
+    resume: bool,
+    progress: bool,
+) -> tuple[list[dict], float]:
+    """Train ``net`` on random patches; return (history, training seconds).
+
+    ``loss_fn(truth, rng)`` gets a batch of patches (B, C, P, P) and a numpy
+    generator seeded by (seed, epoch), so a resumed run draws what an
+    uninterrupted one would.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    blocks, _ = make_blocks(
+        n_series=src.n_series,
+        n_time=src.n_time,
+        block_length=min(src.n_time, 32),
+        max_lag=0,
+        val_every=0,
+    )
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    steps_per_epoch = max(1, samples_per_epoch // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    ckpt = out / CHECKPOINT if out is not None else None
+    start, history, seconds = 0, [], 0.0
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    if resume and ckpt is not None and ckpt.is_file():
+        start, history, seconds = checkpoint.restore(checkpoint.load(ckpt), net, opt, sched)
+    if out is not None:
+        checkpoint.reset_log(out, history)
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([seed, 2, epoch])
+        torch.manual_seed(seed * 100_003 + epoch)
+        order = rng.permutation(len(blocks))
+        per = max(1, math.ceil(samples_per_epoch / len(blocks)))
+        xs = []
+        for _, fields in src.iter_blocks([blocks[i] for i in order]):
+            t = rng.integers(0, fields.shape[0], size=per)
+            r, c = patch_index(
+                rng, per, nlat=src.nlat, nlon=src.nlon, patch=patch_size, wrap=src.wrap
+            )
+            xs.append(take_patches(fields, t, r, c, patch_size))
+            if sum(len(x) for x in xs) >= samples_per_epoch:
+                break
+        data = torch.from_numpy(np.concatenate(xs)[rng.permutation(sum(len(x) for x in xs))])
+        step_rng = np.random.default_rng([seed, 3, epoch])
+        net.train()
+        total, seen = 0.0, 0
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for s in range(steps_per_epoch):
+            truth = data[(s * batch_size) % len(data) :][:batch_size]
+            loss = loss_fn(truth, step_rng)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(truth)
+            seen += len(truth)
+            bar.update(1)
+        bar.close()
+        el = time.perf_counter() - t0
+        seconds += el
+        rec = {"epoch": epoch + 1, "loss": total / max(seen, 1), "samples_per_second": seen / el}
+        history.append(rec)
+        if out is not None:
+            checkpoint.save(
+                out, epoch=epoch, net=net, opt=opt, sched=sched, history=history, seconds=seconds
+            )
+    freeze(net)
+    return history, seconds

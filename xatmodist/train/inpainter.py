@@ -1,0 +1,205 @@
+"""Training of inpainters with an l2 or AtmoDist loss on random holes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+from ..errors import InputError
+from ..zoo import Model
+from ._masks import KINDS, random_masks
+from ._source import FieldSource
+from ._supervised import fit_patches, grid_card, init_zscore, load_encoder
+
+__all__ = ["fit_inpainter", "LOSSES"]
+
+LOSSES = ("atmodist", "l2")
+
+
+def _hole_loss(enc, l2_weight: float, std):
+    """Loss on the hole: [alpha * feature distance near the hole] + l2_weight * MSE in it."""
+    import torch
+    import torch.nn.functional as F
+
+    def loss(filled, truth, mask):
+        n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
+        mse = (((filled - truth) / std).pow(2) * mask).sum() / n_hole
+        if enc is None:
+            return mse
+        net = enc.module
+        fp = net.features(filled)
+        with torch.no_grad():
+            ft = net.features(truth)
+        r = mask.shape[-1] // fp.shape[-1]
+        # feature cells whose receptive field reaches into the hole
+        w = F.max_pool2d(F.max_pool2d(mask, r), 3, stride=1, padding=1)
+        d = (fp - ft).pow(2).mean(dim=1, keepdim=True)
+        feat = (d * w).sum() / w.sum().clamp(min=1.0)
+        return float(net.alpha) * feat + l2_weight * mse
+
+    return loss
+
+
+def fit_inpainter(
+    ds,
+    *,
+    loss: str = "atmodist",
+    encoder: str | Model = "atmodist-swe-vd",
+    l2_weight: float = 0.5,
+    hole: tuple[int, int] = (4, 32),
+    hole_kinds: Sequence[str] = KINDS,
+    variables: Sequence[Hashable] | None = None,
+    dim: Hashable | None = None,
+    spatial_dims: Sequence[Hashable] | None = None,
+    patch_size: int = 64,
+    epochs: int = 8,
+    samples_per_epoch: int = 2500,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    width: int = 24,
+    levels: int = 3,
+    blocks: int = 3,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    name: str = "inpainter-custom",
+    threads: int | None = None,
+    progress: bool = True,
+    data_description: str | None = None,
+) -> Model:
+    """Train a U-Net to fill holes in fields, with an l2 or AtmoDist loss on the hole.
+
+    Each training patch gets one random hole (a rectangle or an irregular
+    blob, sides/diameters uniform in ``hole``, possibly touching the patch
+    edge); the network sees the patch with the hole zeroed plus the mask.
+    ``loss="l2"`` minimises the MSE of the z-scored fields in the hole;
+    ``"atmodist"`` minimises the frozen encoder's feature distance between
+    the filled and the true patch over the feature cells that see the hole
+    (``alpha * mean((f(filled) - f(truth))**2)``), plus ``l2_weight`` times
+    that MSE, as the paper's mixed loss.
+
+    Parameters
+    ----------
+    ds : Dataset or DataArray
+        Complete training fields (any CF dataset, lazy or in memory).
+    loss : {"atmodist", "l2"}
+        The loss (see above).
+    encoder : str or Model
+        Encoder defining the AtmoDist loss; it takes the same variables.
+    l2_weight : float
+        Share of the MSE in the AtmoDist loss.
+    hole : (int, int)
+        Smallest and largest hole size in grid cells.  The model's card
+        records ``max_hole_radius = hole[1] / 2``; :func:`xatmodist.inpaint`
+        refuses holes reaching further from observed points.
+    hole_kinds : sequence of {"rect", "blob"}
+        Hole shapes to draw from.
+    variables, dim, spatial_dims
+        As in :func:`xatmodist.train.fit_encoder`.
+    patch_size : int
+        Training patch side, a multiple of ``2**levels`` and at least twice
+        ``hole[1]``.
+    epochs, samples_per_epoch, batch_size, lr
+        Optimisation (Adam, cosine decay).
+    width, levels, blocks : int
+        Architecture (see :class:`xatmodist.nn.Inpainter`).
+    seed, out, resume, name, threads, progress, data_description
+        As in :func:`xatmodist.train.fit_encoder` (checkpoints each epoch,
+        exact resume).
+
+    Returns
+    -------
+    Model
+        The inpainter with its card (``task="inpainter"``); saved to
+        ``out/model`` if ``out`` is given.
+    """
+    import torch
+
+    from ..nn import Inpainter
+
+    if loss not in LOSSES:
+        raise InputError(f"loss must be one of {LOSSES}; got {loss!r}.")
+    kinds = tuple(hole_kinds)
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise InputError(f"hole_kinds must be a non-empty subset of {KINDS}; got {kinds!r}.")
+    lo, hi = (int(h) for h in hole)
+    if not 1 <= lo <= hi:
+        raise InputError(f"hole must be (min, max) sizes with 1 <= min <= max; got {hole!r}.")
+    mult = 2**levels
+    if patch_size % mult or patch_size < 2 * hi:
+        raise InputError(
+            f"patch_size={patch_size} must be a multiple of {mult} (2**levels) and at least "
+            f"twice the largest hole ({hi}); e.g. patch_size={max(64, -(-2 * hi // mult) * mult)}."
+        )
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    src = FieldSource(ds, variables, dim, spatial_dims)
+    if patch_size > src.nlat or (patch_size > src.nlon):
+        raise InputError(
+            f"patch_size={patch_size} exceeds the {src.nlat} x {src.nlon} grid; pass a smaller "
+            "patch_size (and hole)."
+        )
+    enc = load_encoder(encoder, src) if loss == "atmodist" else None
+    torch.manual_seed(seed)
+    net = Inpainter(src.n_channels, width=width, levels=levels, blocks=blocks)
+    init_zscore(net, src, seed)
+    hole_loss = _hole_loss(enc, l2_weight, net.std.view(1, -1, 1, 1))
+
+    def loss_fn(truth, rng):
+        mask = torch.from_numpy(random_masks(rng, len(truth), patch_size, (lo, hi), kinds))
+        mask = mask.to(truth.dtype)
+        return hole_loss(net.fill(truth, mask), truth, mask)
+
+    out = Path(out) if out is not None else None
+    history, seconds = fit_patches(
+        net,
+        src,
+        loss_fn,
+        patch_size=patch_size,
+        epochs=epochs,
+        samples_per_epoch=samples_per_epoch,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        out=out,
+        resume=resume,
+        progress=progress,
+    )
+    card = {
+        "name": name,
+        "version": 1,
+        "task": "inpainter",
+        "architecture": "Inpainter",
+        "args": {"in_channels": src.n_channels, "width": width, "levels": levels, "blocks": blocks},
+        "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
+        "grid": grid_card(src),
+        "patch_size": patch_size,
+        "min_input_size": mult,
+        "max_hole_radius": hi / 2,
+        "normalisation": {
+            "method": "per-variable z-score (buffers mean/std in the weights)",
+            "mean": net.mean.tolist(),
+            "std": net.std.tolist(),
+        },
+        "training": {
+            "data": data_description or "user data",
+            "loss": loss,
+            "encoder": enc.name if enc is not None else None,
+            "encoder_sha256": enc.sha256 if enc is not None else None,
+            "l2_weight": l2_weight if enc is not None else 1.0,
+            "holes": {"sizes": [lo, hi], "kinds": list(kinds), "per_patch": 1},
+            "epochs": epochs,
+            "samples_per_epoch": samples_per_epoch,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "train_seconds": round(seconds, 1),
+            "history": history,
+        },
+        "metrics": {},
+    }
+    model = Model(card=card, module=net)
+    if out is not None:
+        model.save(out / "model")
+    return model
