@@ -259,8 +259,24 @@ def render_card(card: dict, folder: str) -> str:
                         f"{held[k].get('within1', float('nan')):.3f}",
                     )
                 )
-        lines += _table(rows, ("metric", "value"))
+        if rows:
+            lines += _table(rows, ("metric", "value"))
+        if card.get("task") == "inpainter":
+            for hole, mine in (held.get("this_model") or {}).items():
+                methods = {card["name"]: mine, **(held.get("baselines") or {}).get(hole, {})}
+                rows = [
+                    (f"`{name}`", f"`{var}`", m[var]["rmse"], m[var]["hf_spectral_error"])
+                    for name, m in methods.items()
+                    for var in m
+                    if isinstance(m[var], dict)
+                ]
+                lines += [f"Holes of {hole} cells:", ""]
+                lines += _table(
+                    rows, ("method", "variable", "RMSE / std in the hole", "spectral error")
+                )
         for method in ("this_model", "bicubic"):
+            if card.get("task") == "inpainter":
+                break
             if isinstance(held.get(method), dict):
                 name = card["name"] if method == "this_model" else "bicubic interpolation"
                 rows = [

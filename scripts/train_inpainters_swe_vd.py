@@ -40,10 +40,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", choices=["atmodist", "l2"], required=True)
     p.add_argument("--l2-weight", type=float, default=0.5)
+    p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     p.add_argument("--name", default=None, help="model name (default from the loss)")
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--save-to", default="pretrained", help="folder for the model (default %(default)s)")
+    p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
     args = p.parse_args()
     name = args.name or ("inpaint-swe-vd" if args.loss == "atmodist" else "inpaint-swe-vd-l2")
     ds = xr.open_zarr(Path(args.workdir) / "swe_train.zarr")
@@ -53,18 +54,20 @@ def main() -> None:
         loss=args.loss,
         encoder="atmodist-swe-vd",
         l2_weight=args.l2_weight,
-        out=Path(args.workdir) / f"train_{name}",
+        out=Path(args.workdir) / f"train_{name}_e{args.epochs}",
         resume=True,
         name=name,
         threads=args.threads,
         data_description="shallow_water defaults, training runs seeds 0..95 (as the encoder)",
-        **SETTINGS,
+        **{**SETTINGS, "epochs": args.epochs},
     )
     cmd = f"python scripts/train_inpainters_swe_vd.py --loss {args.loss}"
     if args.loss == "atmodist":
         cmd += f" --l2-weight {args.l2_weight}"
     if args.name:
         cmd += f" --name {args.name}"
+    if args.epochs != SETTINGS["epochs"]:
+        cmd += f" --epochs {args.epochs}"
     model.card["training"]["command"] = cmd
     model.save(Path(args.save_to) / name)
 

@@ -69,3 +69,30 @@ def test_erainterim_odd_time_encoding_decodes(shared_data):
     assert np.issubdtype(ds.time.dtype, np.datetime64)
     step = np.diff(ds.time.values[:10]).astype("timedelta64[h]")
     assert (step == np.timedelta64(24, "h")).all()
+
+
+def test_storm_nan_wedges_inpainted_observed_bitwise(shared_data):
+    vd = _storm(shared_data)
+    missing = vd.vo.isnull() | vd.d.isnull()
+    assert missing.any()
+    with (
+        pytest.warns(xatmodist.OutOfDistributionWarning, match="dlat=1.25"),
+        pytest.warns(UserWarning, match="no observed values"),
+    ):
+        out = vd.atmodist.inpaint()
+    assert out.vo.dtype == vd.vo.dtype and out.vo.dims == vd.vo.dims
+    # one time step is missing entirely: it stays NaN (with a warning); the rest is filled
+    empty = missing.all(["lat", "lon"])
+    assert int(empty.sum()) == 1
+    assert out.vo[empty].isnull().all() and out.vo[~empty].notnull().all()
+    assert out.d[~empty].notnull().all()
+    for v in ("vo", "d"):
+        obs = vd[v].notnull().values
+        np.testing.assert_array_equal(out[v].values[obs], vd[v].values[obs])
+        # the fills are of the field's magnitude, not garbage
+        fill = out[v].values[~obs & ~empty.values[:, None, None]]
+        assert np.abs(fill).max() < 3 * np.abs(vd[v].values[obs]).max()
+    with pytest.warns(xatmodist.OutOfDistributionWarning):
+        lazy = vd.chunk(timestep=16).atmodist.inpaint()
+    with pytest.warns(UserWarning, match="no observed values"):
+        xr.testing.assert_identical(lazy.compute(), out)

@@ -349,18 +349,21 @@ def inpaint_kernel(
 ) -> np.ndarray:
     """Filled fields (..., C, H, W) in ``a``'s dtype.
 
-    ``mask`` (..., 1, H, W) is True where missing; default: any channel NaN.
-    With ``keep_observed`` the unmasked points are ``a``'s values bit for bit
-    and fields without holes skip the network.
+    ``mask`` (..., 1, H, W) is True where values are to be replaced in every
+    channel; default: the NaNs of each channel (the network sees their union).
+    All other values are ``a``'s bit for bit (NaN without ``keep_observed``);
+    fields without holes skip the network.
     """
     m = load_model(model)
     net = m.module
     lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
     flat = a.reshape((-1, c, h, w))
-    if mask is None:
-        holes = ~np.isfinite(flat).all(axis=1)
+    if mask is None:  # the network sees the union; each variable keeps its own values
+        replace = ~np.isfinite(flat)
+        holes = replace.any(axis=1)
     else:
         holes = np.broadcast_to(mask, lead + (1, h, w)).reshape(-1, h, w).astype(bool)
+        replace = holes[:, None]
     unmasked_bad = ~np.isfinite(flat) & ~holes[:, None]
     if unmasked_bad.any():
         i = int(np.nonzero(unmasked_bad.any(axis=(1, 2, 3)))[0][0])
@@ -369,20 +372,27 @@ def inpaint_kernel(
             f"{i} of its chunk); the mask must cover every missing value. Pass "
             "mask=mask | data.isnull() (or leave mask=None to fill all NaNs)."
         )
-    need = holes.any(axis=(1, 2)) if keep_observed else np.ones(len(flat), dtype=bool)
-    out = flat.copy()
+    need = holes.any(axis=(1, 2))
+    out = flat.copy() if keep_observed else np.full_like(flat, np.nan)
     if not need.any():
         return out.reshape(a.shape)
     idx = np.nonzero(need)[0]
     radius = hole_radius(holes[idx], wrap)
     limit = float(m.card["max_hole_radius"])
-    if np.isinf(radius).any():
-        j = int(np.nonzero(np.isinf(radius))[0][0])
-        raise InputError(
-            f"Field {int(idx[j])} of its chunk has no observed values (everything masked or "
-            "NaN); there is nothing to fill from. Drop such fields first, e.g. "
-            "a.dropna('time', how='all')."
+    empty = np.isinf(radius)
+    if empty.any():
+        import warnings
+
+        warnings.warn(
+            f"{int(empty.sum())} field(s) have no observed values (everything masked or NaN) "
+            "and are returned as NaN: there is nothing to fill them from.",
+            UserWarning,
+            stacklevel=2,
         )
+        out[idx[empty]] = np.nan
+        idx, radius = idx[~empty], radius[~empty]
+        if not len(idx):
+            return out.reshape(a.shape)
     if (radius > limit).any():
         j = int(np.argmax(radius))
         raise InputError(
@@ -409,7 +419,5 @@ def inpaint_kernel(
     pred = pred[:, :, halo : halo + h, hx : hx + w].astype(flat.dtype)
     if shift:
         pred = np.roll(pred, shift, axis=-1)
-    if keep_observed:
-        pred = np.where(holes[idx, None], pred, flat[idx])
-    out[idx] = pred
+    out[idx] = np.where(replace[idx], pred, out[idx])
     return out.reshape(a.shape)

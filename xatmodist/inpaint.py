@@ -81,15 +81,18 @@ def inpaint(
         Fields with the model's variables (found as in :func:`xatmodist.distance`);
         spatial dims must each be one dask chunk.
     mask : DataArray of bool, optional
-        True where values are missing or should be replaced; dims: the two
-        spatial dims plus any of ``a``'s others.  Default: points where any of
-        the model's variables is NaN.  Every NaN must lie under the mask.
+        True where values are missing or should be replaced (in every
+        variable); dims: the two spatial dims plus any of ``a``'s others.
+        Every NaN must lie under it.  Default: the NaNs of each variable (the
+        network sees their union as the hole; each variable keeps all of its
+        own non-NaN values).
     model : str, path or Model, optional
         An inpainter from the zoo (default ``"inpaint-swe-vd"``).
     keep_observed : bool
-        If True (default) unmasked points are returned bit for bit and fields
-        without holes skip the network.  If False, every point of every field
-        is the network's reconstruction.
+        If True (default) unmasked points are returned bit for bit.  If
+        False, only the filled values are returned (NaN at the other points),
+        e.g. to inspect or store the fill alone.  Either way fields without
+        holes skip the network.
     variables, spatial_dims, channel_dim
         As in :func:`xatmodist.distance`.
 
@@ -105,10 +108,16 @@ def inpaint(
     InputError
         When a hole reaches further from observed points than the model was
         trained for (the card's ``max_hole_radius``, in grid cells; edges of a
-        regional domain count as mirrors), a field has no observed value, or
-        NaNs lie outside a given mask.  For dask-backed inputs these are
-        raised on compute.  Holes may have any shape, touch the domain edge
-        and, on global grids, cross the longitude seam.
+        regional domain count as mirrors) or NaNs lie outside a given mask.
+        For dask-backed inputs these are raised on compute.  Holes may have
+        any shape, touch the domain edge and, on global grids, cross the
+        longitude seam.
+
+    Warns
+    -----
+    UserWarning
+        Fields with no observed value at all are returned as NaN (nothing to
+        fill them from).
     """
     m = load_model(DEFAULT_INPAINTER if model is None else model)
     if m.card["task"] != "inpainter":

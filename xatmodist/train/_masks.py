@@ -44,8 +44,11 @@ def random_masks(
     """``n`` masks (n, 1, size, size), True = missing: one hole each of ``kinds``.
 
     Rectangles have sides, blobs disc diameters, uniformly in ``hole``
-    (min, max) cells; holes may touch the patch edge.  No point of a hole is
-    further than ``hole[1] / 2`` cells from an observed point.
+    (min, max) cells; holes may touch the patch edge.  Rectangles inside the
+    patch reach at most ``(hole[1] + 1) / 2`` cells from an observed point;
+    blobs (unions of overlapping discs) and holes cut by the patch edge reach
+    further, so a model trained on them has seen holes beyond the
+    ``hole[1] / 2`` limit that inference enforces.
     """
     lo, hi = hole
     out = np.zeros((n, 1, size, size), dtype=bool)

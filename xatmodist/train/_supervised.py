@@ -81,12 +81,14 @@ def fit_patches(
     out: Path | None,
     resume: bool,
     progress: bool,
+    stop_after: int | None = None,
 ) -> tuple[list[dict], float]:
     """Train ``net`` on random patches; return (history, training seconds).
 
     ``loss_fn(truth, rng)`` gets a batch of patches (B, C, P, P) and a numpy
     generator seeded by (seed, epoch), so a resumed run draws what an
-    uninterrupted one would.
+    uninterrupted one would.  ``stop_after`` ends the run after that many
+    epochs of the schedule (for time-limited jobs; continue with ``resume``).
     """
     import torch
     from tqdm.auto import tqdm
@@ -109,7 +111,8 @@ def fit_patches(
         start, history, seconds = checkpoint.restore(checkpoint.load(ckpt), net, opt, sched)
     if out is not None:
         checkpoint.reset_log(out, history)
-    for epoch in range(start, epochs):
+    end = epochs if stop_after is None else min(epochs, int(stop_after))
+    for epoch in range(start, end):
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, 2, epoch])
         torch.manual_seed(seed * 100_003 + epoch)

@@ -43,6 +43,7 @@ def fit_downscaler(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
+    stop_after: int | None = None,
     name: str = "downscaler-custom",
     threads: int | None = None,
     progress: bool = True,
@@ -77,7 +78,7 @@ def fit_downscaler(
         Optimisation (Adam, cosine decay).
     width, blocks : int
         Architecture (see :class:`xatmodist.nn.Downscaler`).
-    seed, out, resume, name, threads, progress, data_description
+    seed, out, resume, stop_after, name, threads, progress, data_description
         As in :func:`xatmodist.train.fit_encoder` (checkpoints each epoch,
         exact resume).
 
@@ -135,6 +136,7 @@ def fit_downscaler(
         out=out,
         resume=resume,
         progress=progress,
+        stop_after=stop_after,
     )
     card = {
         "name": name,

@@ -63,6 +63,7 @@ def fit_inpainter(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
+    stop_after: int | None = None,
     name: str = "inpainter-custom",
     threads: int | None = None,
     progress: bool = True,
@@ -104,7 +105,7 @@ def fit_inpainter(
         Optimisation (Adam, cosine decay).
     width, levels, blocks : int
         Architecture (see :class:`xatmodist.nn.Inpainter`).
-    seed, out, resume, name, threads, progress, data_description
+    seed, out, resume, stop_after, name, threads, progress, data_description
         As in :func:`xatmodist.train.fit_encoder` (checkpoints each epoch,
         exact resume).
 
@@ -165,6 +166,7 @@ def fit_inpainter(
         out=out,
         resume=resume,
         progress=progress,
+        stop_after=stop_after,
     )
     card = {
         "name": name,

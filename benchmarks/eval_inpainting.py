@@ -1,0 +1,268 @@
+"""Held-out evaluation of the inpainters against interpolation baselines.
+
+Run from the repo root (after ``scripts/train_atmodist_swe_vd.py`` wrote
+``data/swe_heldout.zarr``)::
+
+    python -m benchmarks.eval_inpainting [--update-cards] [--figure docs/images/inpainting.png]
+
+Fields: vorticity and divergence of the 16 held-out simulator runs (seeds
+100000..100015, never used in training), every 8th time step (160 fields).
+Each field gets one square hole of 16x16 and, separately, of 32x32 grid cells
+at a random position (the same for every method; rows anywhere, columns inside
+1..nlon-1 so that the baselines need no wrap).  Methods:
+
+- ``linear``: ``xarray.DataArray.interpolate_na`` along longitude and along
+  latitude (linear between the hole's edges), averaged;
+- ``laplace``: the harmonic fill (Laplace's equation in the hole with the
+  observed values as boundary condition, scipy sparse solve) -- the smoothest
+  fill that matches the edges;
+- ``l2`` / ``atmodist``: ``xatmodist.inpaint`` with ``inpaint-swe-vd-l2`` /
+  ``inpaint-swe-vd`` (plus any ``--extra`` models).
+
+Metrics per hole size, method and variable:
+
+- ``rmse``: RMSE over the hole points divided by the truth's standard deviation;
+- ``hf_spectral_error``: mean |ln(P_pred / P_truth)| of the power spectra of
+  the hole's rows and columns (Hann window, averaged over rows, columns and
+  fields) over the highest octave in which the truth has power: hole
+  wavenumbers size/8..size/4, i.e. global wavenumbers 16..32 (the simulator
+  is truncated at 32; above it the truth's power is ~1e-6 of the band's, and
+  ratios there would only measure numerical noise);
+- ``atmodist_distance`` (per method): mean learned distance
+  (``atmodist-swe-vd``) between the filled and the true 32x32 window centred
+  on the hole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from scipy import sparse
+from scipy.sparse.linalg import spsolve
+
+import xatmodist
+
+MODELS = {"l2": "inpaint-swe-vd-l2", "atmodist": "inpaint-swe-vd"}
+SIZES = (16, 32)
+WINDOW = 32
+
+
+def holes(n: int, nlat: int, nlon: int, size: int, seed: int) -> np.ndarray:
+    """Top-left (row, col) of one ``size`` square hole per field."""
+    rng = np.random.default_rng([seed, size])
+    return np.stack([rng.integers(0, nlat - size + 1, n), rng.integers(1, nlon - size, n)], axis=1)
+
+
+def mask_of(corners: np.ndarray, size: int, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (n, nlat, nlon) masks of the holes."""
+    m = np.zeros((len(corners),) + shape, dtype=bool)
+    for i, (r, c) in enumerate(corners):
+        m[i, r : r + size, c : c + size] = True
+    return m
+
+
+def linear_fill(gappy: xr.DataArray) -> xr.DataArray:
+    """Mean of linear interpolation along longitude and along latitude.
+
+    Where a hole touches the pole rows only the longitude interpolation exists.
+    """
+    a = gappy.interpolate_na("lon", method="linear")
+    b = gappy.interpolate_na("lat", method="linear", use_coordinate=False)
+    return (a + b.fillna(a)) / 2
+
+
+def laplace_fill(field: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Harmonic fill of the masked points of a 2-D field (5-point Laplacian, Dirichlet)."""
+    out = field.astype(np.float64).copy()
+    idx = -np.ones(field.shape, dtype=np.int64)
+    pts = np.argwhere(mask)
+    idx[mask] = np.arange(len(pts))
+    rows, cols, vals = [], [], []
+    rhs = np.zeros(len(pts))
+    h, w = field.shape
+    for k, (i, j) in enumerate(pts):
+        nb = [(i + di, j + dj) for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+        nb = [(a, b) for a, b in nb if 0 <= a < h and 0 <= b < w]
+        rows.append(k)
+        cols.append(k)
+        vals.append(float(len(nb)))
+        for a, b in nb:
+            if mask[a, b]:
+                rows.append(k)
+                cols.append(idx[a, b])
+                vals.append(-1.0)
+            else:
+                rhs[k] += out[a, b]
+    A = sparse.csr_matrix((vals, (rows, cols)), shape=(len(pts), len(pts)))
+    out[mask] = spsolve(A, rhs)
+    return out
+
+
+def hf_power(windows: np.ndarray) -> np.ndarray:
+    """Power spectra of rows and columns of (n, s, s) windows (Hann), averaged: (s//2+1,)."""
+    s = windows.shape[-1]
+    hann = np.hanning(s)
+    x = windows - windows.mean(axis=(-1, -2), keepdims=True)
+    p_rows = np.abs(np.fft.rfft(x * hann, axis=-1)) ** 2
+    p_cols = np.abs(np.fft.rfft(x * hann[:, None], axis=-2)) ** 2
+    return (p_rows.mean(axis=(0, 1)) + p_cols.mean(axis=(0, 2))) / 2
+
+
+def hole_windows(a: np.ndarray, corners: np.ndarray, size: int) -> np.ndarray:
+    """The (n, size, size) hole regions of (n, nlat, nlon) fields."""
+    return np.stack([a[i, r : r + size, c : c + size] for i, (r, c) in enumerate(corners)])
+
+
+def centred_windows(ds: xr.Dataset, corners: np.ndarray, size: int) -> xr.Dataset:
+    """32x32 windows centred on each hole (clipped to the latitude range), stacked on field."""
+    nlat, nlon = ds.sizes["lat"], ds.sizes["lon"]
+    out = []
+    for i, (r, c) in enumerate(corners):
+        r0 = int(np.clip(r + size // 2 - WINDOW // 2, 0, nlat - WINDOW))
+        cols = (c + size // 2 - WINDOW // 2 + np.arange(WINDOW)) % nlon
+        w = ds.isel(field=i, lat=slice(r0, r0 + WINDOW), lon=cols)
+        out.append(w.assign_coords(lat=np.arange(WINDOW) * -2.857, lon=np.arange(WINDOW) * 2.8125))
+    return xr.concat(out, dim="field")
+
+
+def evaluate(path: str, stride: int = 8, extra: dict | None = None) -> tuple[dict, dict]:
+    """Metrics per hole size, method and variable; and the fills of the first fields."""
+    models = {**MODELS, **(extra or {})}
+    ds = xr.open_zarr(path)[["vo", "d"]].isel(time=slice(0, None, stride)).load()
+    truth = ds.stack(field=("run", "time")).transpose("field", "lat", "lon")
+    truth = truth.drop_vars(["field", "run", "time"]).assign_coords(
+        field=np.arange(truth.sizes["field"])
+    )
+    n, nlat, nlon = truth.vo.shape
+    std = {v: float(truth[v].std()) for v in ("vo", "d")}
+    res: dict = {}
+    samples: dict = {}
+    for size in SIZES:
+        corners = holes(n, nlat, nlon, size, seed=0)
+        m = xr.DataArray(mask_of(corners, size, (nlat, nlon)), dims=("field", "lat", "lon"))
+        gappy = truth.where(~m)
+        fills = {
+            "linear": gappy.map(linear_fill),
+            "laplace": truth.copy(
+                data={
+                    v: np.stack(
+                        [laplace_fill(gappy[v].values[i], m.values[i]) for i in range(n)]
+                    ).astype(np.float32)
+                    for v in ("vo", "d")
+                }
+            ),
+        }
+        for key, name in models.items():
+            fills[key] = xatmodist.inpaint(gappy, model=name)
+        res[f"{size}x{size}"] = r = {}
+        truth_w = centred_windows(truth, corners, size)
+        for method, f in fills.items():
+            r[method] = {}
+            for v in ("vo", "d"):
+                diff = (f[v] - truth[v]).values[m.values]
+                pw = hf_power(hole_windows(f[v].values, corners, size))
+                pt = hf_power(hole_windows(truth[v].values, corners, size))
+                k = np.arange(len(pt))
+                band = (k >= size // 8) & (k <= size // 4)
+                r[method][v] = {
+                    "rmse": float(np.sqrt(np.mean(diff.astype(np.float64) ** 2)) / std[v]),
+                    "hf_spectral_error": float(np.mean(np.abs(np.log(pw[band] / pt[band])))),
+                }
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
+                d = xatmodist.distance(centred_windows(f, corners, size), truth_w)
+            r[method]["atmodist_distance"] = float(d.mean())
+        samples[size] = {"truth": truth, "gappy": gappy, **fills, "corners": corners}
+    return res, samples
+
+
+def figure(samples: dict, path: Path, field: int = 3) -> None:
+    """Hole spectra per method and a sample 32x32-hole field side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = samples[32]
+    corners = s["corners"]
+    keys = [k for k in s if k not in ("corners",)]
+    fig = plt.figure(figsize=(16, 6.5))
+    ax = fig.add_subplot(2, 5, (1, 6))
+    for key in keys:
+        if key == "gappy":
+            continue
+        p = hf_power(hole_windows(s[key].vo.values, corners, 32))
+        ax.semilogy(np.arange(len(p))[1:], p[1:], label=key, lw=2.5 if key == "truth" else 1.2)
+    ax.axvspan(4, 8, color="0.9")
+    ax.set(xlabel="wavenumber in the 32x32 hole", ylabel="power", title="vorticity in the holes")
+    ax.legend()
+    r, c = corners[field]
+    lo, hi = max(c - 16, 0), min(c + 48, s["truth"].sizes["lon"])
+    for i, key in enumerate(keys[:8]):
+        a = fig.add_subplot(2, 5, 2 + i + (i // 4))
+        s[key].vo.isel(field=field, lon=slice(lo, hi)).plot(
+            ax=a, cmap="RdBu_r", vmin=-5e-5, vmax=5e-5, add_colorbar=False
+        )
+        a.add_patch(
+            plt.Rectangle(
+                (float(s["truth"].lon[c]), float(s["truth"].lat[r])),
+                32 * 2.8125,
+                -32 * 2.857,
+                fill=False,
+                ec="k",
+                lw=0.8,
+            )
+        )
+        a.set_title(key)
+        a.set(xlabel="", ylabel="")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    """Print the table; optionally write the figure and the cards' metrics."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="data/swe_heldout.zarr")
+    p.add_argument("--figure", default=None)
+    p.add_argument("--json", default=None)
+    p.add_argument("--extra", nargs="*", default=[], help="more models as label=path")
+    p.add_argument("--update-cards", action="store_true")
+    args = p.parse_args()
+    extra = dict(e.split("=", 1) for e in args.extra)
+    res, samples = evaluate(args.data, extra=extra)
+    for hole, rows in res.items():
+        print(f"\nhole {hole}")
+        print(f"{'method':<12} {'var':<4} {'rmse/std':>9} {'hf spec err':>12} {'AtmoDist d':>11}")
+        for method, r in rows.items():
+            for v in ("vo", "d"):
+                print(
+                    f"{method:<12} {v:<4} {r[v]['rmse']:9.3f} {r[v]['hf_spectral_error']:12.3f} "
+                    f"{r['atmodist_distance']:11.4f}"
+                )
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    if args.figure:
+        figure(samples, Path(args.figure))
+    if args.update_cards:
+        for key, name in MODELS.items():
+            m = xatmodist.load_model(name)
+            m.card["metrics"]["heldout"] = {
+                "data": "16 held-out shallow_water runs (seeds 100000..100015), every 8th "
+                "step; one square hole per field at a random position",
+                "command": "python -m benchmarks.eval_inpainting --update-cards",
+                "this_model": {h: rows[key] for h, rows in res.items()},
+                "baselines": {
+                    h: {b: rows[b] for b in ("linear", "laplace")} for h, rows in res.items()
+                },
+            }
+            m.save(m.path)
+
+
+if __name__ == "__main__":
+    main()
