@@ -20,9 +20,19 @@ import warnings
 
 import torch
 
-from . import bench_distance, bench_scale, bench_training
+from . import bench_distance, bench_fields, bench_scale, bench_training
 
-ROWS = ("distance", "training", "flops", "lpips", "memory", "distributed")
+ROWS = (
+    "distance",
+    "training",
+    "flops",
+    "lpips",
+    "memory",
+    "distributed",
+    "downscale",
+    "inpaint",
+    "downscale_memory",
+)
 
 
 def _row(name, value, baseline, ratio, target=None, op=None):
@@ -125,6 +135,34 @@ def rows_from(results: dict) -> list[dict]:
                 ">=",
             )
         )
+    for key in ("downscale", "inpaint"):
+        r = results.get(key)
+        if r is None:
+            continue
+        bare = r["bare batched model"]["fields_per_s"]
+        for variant in ("accessor, numpy", "accessor, dask"):
+            v = r[variant]
+            rows.append(
+                _row(
+                    f"{key}, {variant} vs bare batched model ({r['n_fields']} fields)",
+                    f"{v['fields_per_s']:.1f} fields/s",
+                    f"{bare:.1f} fields/s",
+                    v["ratio_to_bare"],
+                    *((0.9, ">=") if key == "downscale" else ()),
+                )
+            )
+    r = results.get("downscale_memory")
+    if r is not None:
+        rows.append(
+            _row(
+                f"downscale to zarr, peak RSS {r['n_large']} vs {r['n_small']} fields",
+                f"{r['large']['peak_rss_mb']:.0f} MB",
+                f"{r['small']['peak_rss_mb']:.0f} MB",
+                r["ratio"],
+                1.2,
+                "<=",
+            )
+        )
     return rows
 
 
@@ -164,6 +202,7 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=24)
     p.add_argument("--mem-n", type=int, default=100, help="N of the N vs 10 N memory runs")
     p.add_argument("--dist-n", type=int, default=200, help="fields for the cluster job")
+    p.add_argument("--fields-n", type=int, default=1000, help="fields for downscale/inpaint")
     args = p.parse_args()
     skip = {s for s in args.skip.split(",") if s}
     unknown = skip - set(ROWS)
@@ -177,6 +216,9 @@ def main() -> None:
         "lpips": bench_scale.bench_lpips,
         "memory": lambda: bench_scale.bench_memory(n=args.mem_n),
         "distributed": lambda: bench_scale.bench_distributed(n=args.dist_n),
+        "downscale": lambda: bench_fields.bench_downscale(n=args.fields_n),
+        "inpaint": lambda: bench_fields.bench_inpaint(n=args.fields_n // 4),
+        "downscale_memory": bench_fields.bench_downscale_memory,
     }
     warnings.simplefilter("ignore")
     results = {
