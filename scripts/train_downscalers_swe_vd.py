@@ -35,31 +35,43 @@ SETTINGS = {
 
 
 def main() -> None:
-    """Train one of the two downscalers and save it to pretrained/."""
+    """Train one downscaler and save it (default: to pretrained/)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", choices=["atmodist", "l2"], required=True)
+    p.add_argument("--l2-weight", type=float, default=0.1, help="l2 share of the AtmoDist loss")
+    p.add_argument("--upsample", choices=["shuffle", "resize"], default="shuffle")
+    p.add_argument("--name", default=None, help="model name (default from the loss)")
+    p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    name = "downscale-swe-vd-x4" if args.loss == "atmodist" else "downscale-swe-vd-x4-l2"
+    name = args.name or (
+        "downscale-swe-vd-x4" if args.loss == "atmodist" else "downscale-swe-vd-x4-l2"
+    )
     hr = xr.open_zarr(Path(args.workdir) / "swe_train.zarr")
     model = fit_downscaler(
         hr,
         variables=["vo", "d"],
         content_loss=args.loss,
         encoder="atmodist-swe-vd",
-        l2_weight=0.1,
-        out=Path(args.workdir) / f"train_{name}",
+        l2_weight=args.l2_weight,
+        upsample=args.upsample,
+        out=Path(args.workdir) / f"train_{name}_{args.upsample}",
         resume=True,
         name=name,
         threads=args.threads,
         data_description="shallow_water defaults, training runs seeds 0..95 (as the encoder)",
         **SETTINGS,
     )
-    model.card["training"]["command"] = (
-        f"python scripts/train_downscalers_swe_vd.py --loss {args.loss}"
-    )
-    model.save(Path("pretrained") / name)
+    cmd = f"python scripts/train_downscalers_swe_vd.py --loss {args.loss}"
+    if args.loss == "atmodist" and args.l2_weight != 0.1:
+        cmd += f" --l2-weight {args.l2_weight}"
+    if args.upsample != "shuffle":
+        cmd += f" --upsample {args.upsample}"
+    if args.name:
+        cmd += f" --name {args.name}"
+    model.card["training"]["command"] = cmd
+    model.save(Path(args.save_to) / name)
 
 
 if __name__ == "__main__":

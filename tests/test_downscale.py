@@ -1,4 +1,4 @@
-"""downscale() and fit_downscaler with small models trained here (no pretrained downscaler yet)."""
+"""downscale() and fit_downscaler with small models trained here; the pretrained ones at the end."""
 
 from __future__ import annotations
 
@@ -103,6 +103,20 @@ def test_downscale_errors(hr, l2_model, tiny_model):
         fit_downscaler(hr, content_loss="gan", **SMALL)
     with pytest.raises(xatmodist.InputError, match="multiple of factor"):
         fit_downscaler(hr, content_loss="l2", **{**SMALL, "patch_size": 18})
+    with pytest.raises(xatmodist.InputError, match="upsample must be"):
+        fit_downscaler(hr, content_loss="l2", upsample="bilinear", **SMALL)
+
+
+def test_resize_convolution_upsampling_trains_and_resumes(hr, tmp_path):
+    kw = {**SMALL, "epochs": 2, "upsample": "resize"}
+    full = fit_downscaler(hr, content_loss="l2", out=tmp_path / "a", **kw)
+    assert full.card["args"]["upsample"] == "resize"
+    fit_downscaler(hr, content_loss="l2", out=tmp_path / "b", stop_after=1, **kw)
+    resumed = fit_downscaler(hr, content_loss="l2", out=tmp_path / "b", resume=True, **kw)
+    for k, t in full.module.state_dict().items():
+        assert np.array_equal(t.numpy(), resumed.module.state_dict()[k].numpy()), k
+    out = xatmodist.downscale(_coarse(hr).isel(time=slice(0, 2)), model=tmp_path / "a" / "model")
+    assert out.sizes["lat"] == 64 and out.vo.notnull().all()
 
 
 def test_nan_field_gives_nan(hr, l2_model):

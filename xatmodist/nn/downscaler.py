@@ -39,10 +39,24 @@ class Downscaler(nn.Module):
         Refinement factor, a power of 2.
     width, blocks : int
         Channels and residual blocks of the trunk (at the coarse resolution).
+    upsample : {"shuffle", "resize"}
+        Each 2x step: sub-pixel convolution (conv to 4x channels, pixel
+        shuffle) or resize-convolution (nearest-neighbour upsampling, then a
+        conv), which cannot produce the checkerboard patterns sub-pixel
+        convolution is prone to (Odena et al., Distill 2016).
     """
 
-    def __init__(self, in_channels: int, factor: int = 4, width: int = 48, blocks: int = 6):
+    def __init__(
+        self,
+        in_channels: int,
+        factor: int = 4,
+        width: int = 48,
+        blocks: int = 6,
+        upsample: str = "shuffle",
+    ):
         super().__init__()
+        if upsample not in ("shuffle", "resize"):
+            raise ValueError(f"upsample must be 'shuffle' or 'resize', got {upsample!r}")
         steps = int(round(math.log2(factor)))
         if factor < 2 or 2**steps != factor:
             raise ValueError(f"factor must be a power of 2 >= 2, got {factor}")
@@ -53,7 +67,14 @@ class Downscaler(nn.Module):
         self.body = nn.Sequential(*[_Block(width) for _ in range(blocks)])
         up: list[nn.Module] = []
         for _ in range(steps):
-            up += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]
+            if upsample == "shuffle":
+                up += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]
+            else:
+                up += [
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(width, width, 3, padding=1),
+                    nn.ReLU(),
+                ]
         self.up = nn.Sequential(*up)
         self.tail = nn.Conv2d(width, in_channels, 3, padding=1)
         nn.init.zeros_(self.tail.weight)

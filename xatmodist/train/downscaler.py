@@ -40,6 +40,7 @@ def fit_downscaler(
     lr: float = 1e-3,
     width: int = 48,
     blocks: int = 6,
+    upsample: str = "shuffle",
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
@@ -76,7 +77,7 @@ def fit_downscaler(
         High-resolution patch side.
     epochs, samples_per_epoch, batch_size, lr
         Optimisation (Adam, cosine decay).
-    width, blocks : int
+    width, blocks, upsample
         Architecture (see :class:`xatmodist.nn.Downscaler`).
     seed, out, resume, stop_after, name, threads, progress, data_description
         As in :func:`xatmodist.train.fit_encoder` (checkpoints each epoch,
@@ -94,6 +95,8 @@ def fit_downscaler(
 
     if content_loss not in LOSSES:
         raise InputError(f"content_loss must be one of {LOSSES}; got {content_loss!r}.")
+    if upsample not in ("shuffle", "resize"):
+        raise InputError(f"upsample must be 'shuffle' or 'resize'; got {upsample!r}.")
     if factor < 2 or factor & (factor - 1):
         raise InputError(f"factor must be a power of 2 (2, 4, 8, ...); got {factor}.")
     if patch_size % factor or patch_size // factor < 4:
@@ -108,7 +111,7 @@ def fit_downscaler(
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")
     enc = load_encoder(encoder, src) if content_loss == "atmodist" else None
     torch.manual_seed(seed)
-    net = Downscaler(src.n_channels, factor=factor, width=width, blocks=blocks)
+    net = Downscaler(src.n_channels, factor=factor, width=width, blocks=blocks, upsample=upsample)
     init_zscore(net, src, seed)
     std = net.std.view(1, -1, 1, 1)
 
@@ -143,7 +146,13 @@ def fit_downscaler(
         "version": 1,
         "task": "downscaler",
         "architecture": "Downscaler",
-        "args": {"in_channels": src.n_channels, "factor": factor, "width": width, "blocks": blocks},
+        "args": {
+            "in_channels": src.n_channels,
+            "factor": factor,
+            "width": width,
+            "blocks": blocks,
+            "upsample": upsample,
+        },
         "factor": factor,
         "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
         "grid": grid_card(src),
