@@ -43,3 +43,14 @@ def test_lag_curve_on_cluster(client, tiny_model, fields):
     ref = xatmodist.lag_curve(fields, model=tiny_model, max_lag="6h")
     got = xatmodist.lag_curve(fields.chunk({"time": 3}), model=tiny_model, max_lag="6h").compute()
     xr.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+def test_inpaint_and_downscale_on_cluster(client, fields):
+    gappy = fields.where(~((fields.lat > 10) & (fields.lat < 40) & (fields.lon < 40)))
+    ref = xatmodist.inpaint(gappy)
+    got = xatmodist.inpaint(gappy.chunk({"time": 3})).compute()
+    xr.testing.assert_identical(got, ref)
+    coarse = fields.coarsen(lat=4, lon=4).mean()
+    xr.testing.assert_identical(
+        xatmodist.downscale(coarse.chunk({"time": 3})).compute(), xatmodist.downscale(coarse)
+    )

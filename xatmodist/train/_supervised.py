@@ -22,7 +22,7 @@ from ._checkpoint import CHECKPOINT
 from ._pairs import make_blocks, patch_index, take_patches
 from ._source import FieldSource
 
-__all__ = ["init_zscore", "fit_patches", "load_encoder", "grid_card", "freeze"]
+__all__ = ["init_zscore", "fit_patches", "fit_field_model", "load_encoder", "grid_card", "freeze"]
 
 
 def init_zscore(net, src: FieldSource, seed: int) -> None:
@@ -158,3 +158,64 @@ def fit_patches(
             )
     freeze(net)
     return history, seconds
+
+
+def fit_field_model(
+    net,
+    src: FieldSource,
+    loss_fn: Callable,
+    *,
+    schedule: dict,
+    out: Path | None,
+    resume: bool,
+    progress: bool,
+    stop_after: int | None,
+    card: dict,
+    training: dict,
+    enc: Model | None,
+    l2_weight: float,
+    data_description: str | None,
+) -> Model:
+    """Train with :func:`fit_patches`, then complete ``card`` and save to ``out/model``.
+
+    ``schedule`` holds patch_size, epochs, samples_per_epoch, batch_size, lr
+    and seed; ``card`` the task-specific entries (name, task, architecture,
+    args, ...); ``training`` the task-specific training record.
+    """
+    history, seconds = fit_patches(
+        net,
+        src,
+        loss_fn,
+        out=out,
+        resume=resume,
+        progress=progress,
+        stop_after=stop_after,
+        **schedule,
+    )
+    card = {
+        "version": 1,
+        **card,
+        "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
+        "grid": grid_card(src),
+        "patch_size": schedule["patch_size"],
+        "normalisation": {
+            "method": "per-variable z-score (buffers mean/std in the weights)",
+            "mean": net.mean.tolist(),
+            "std": net.std.tolist(),
+        },
+        "training": {
+            "data": data_description or "user data",
+            **training,
+            "encoder": enc.name if enc is not None else None,
+            "encoder_sha256": enc.sha256 if enc is not None else None,
+            "l2_weight": l2_weight if enc is not None else 1.0,
+            **{k: schedule[k] for k in ("epochs", "samples_per_epoch", "batch_size", "lr", "seed")},
+            "train_seconds": round(seconds, 1),
+            "history": history,
+        },
+        "metrics": {},
+    }
+    model = Model(card=card, module=net)
+    if out is not None:
+        model.save(out / "model")
+    return model

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..zoo import Model
 from ._source import FieldSource
-from ._supervised import fit_patches, grid_card, init_zscore, load_encoder
+from ._supervised import fit_field_model, init_zscore, load_encoder
 
 __all__ = ["fit_downscaler", "coarsen"]
 
@@ -125,61 +125,40 @@ def fit_downscaler(
             ft = enc.module.features(truth)
         return float(enc.module.alpha) * (fp - ft).pow(2).mean() + l2_weight * mse
 
-    out = Path(out) if out is not None else None
-    history, seconds = fit_patches(
+    return fit_field_model(
         net,
         src,
         loss_fn,
-        patch_size=patch_size,
-        epochs=epochs,
-        samples_per_epoch=samples_per_epoch,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        out=out,
-        resume=resume,
-        progress=progress,
-        stop_after=stop_after,
-    )
-    card = {
-        "name": name,
-        "version": 1,
-        "task": "downscaler",
-        "architecture": "Downscaler",
-        "args": {
-            "in_channels": src.n_channels,
-            "factor": factor,
-            "width": width,
-            "blocks": blocks,
-            "upsample": upsample,
-        },
-        "factor": factor,
-        "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
-        "grid": grid_card(src),
-        "patch_size": patch_size,
-        "normalisation": {
-            "method": "per-variable z-score (buffers mean/std in the weights)",
-            "mean": net.mean.tolist(),
-            "std": net.std.tolist(),
-        },
-        "training": {
-            "data": data_description or "user data",
-            "content_loss": content_loss,
-            "encoder": enc.name if enc is not None else None,
-            "encoder_sha256": enc.sha256 if enc is not None else None,
-            "l2_weight": l2_weight if enc is not None else 1.0,
-            "coarsening": f"block mean over {factor}x{factor} cells",
+        schedule={
+            "patch_size": patch_size,
             "epochs": epochs,
             "samples_per_epoch": samples_per_epoch,
             "batch_size": batch_size,
             "lr": lr,
             "seed": seed,
-            "train_seconds": round(seconds, 1),
-            "history": history,
         },
-        "metrics": {},
-    }
-    model = Model(card=card, module=net)
-    if out is not None:
-        model.save(out / "model")
-    return model
+        out=Path(out) if out is not None else None,
+        resume=resume,
+        progress=progress,
+        stop_after=stop_after,
+        card={
+            "name": name,
+            "task": "downscaler",
+            "architecture": "Downscaler",
+            "args": {
+                "in_channels": src.n_channels,
+                "factor": factor,
+                "width": width,
+                "blocks": blocks,
+                "upsample": upsample,
+            },
+            "factor": factor,
+        },
+        training={
+            "content_loss": content_loss,
+            "coarsening": f"block mean over {factor}x{factor} cells",
+        },
+        enc=enc,
+        l2_weight=l2_weight,
+        data_description=data_description,
+    )

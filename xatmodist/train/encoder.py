@@ -18,6 +18,7 @@ from . import _checkpoint as checkpoint
 from ._checkpoint import CHECKPOINT
 from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
 from ._source import FieldSource
+from ._supervised import grid_card
 
 __all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup"]
 
@@ -373,14 +374,7 @@ def fit_encoder(
             "log_scale": net.normaliser.log_scale,
         },
         "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
-        "grid": {
-            "nlat": src.nlat,
-            "nlon": src.nlon,
-            "dlat": src.dlat,
-            "dlon": src.dlon,
-            "global": bool(src.wrap),
-            "lat_descending": src.lat_descending,
-        },
+        "grid": grid_card(src),
         "patch_size": int(patch_size),
         "feature_reduction": net.encoder.reduction,
         "lag_step_seconds": lag_s,

@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..zoo import Model
 from ._masks import KINDS, random_masks
 from ._source import FieldSource
-from ._supervised import fit_patches, grid_card, init_zscore, load_encoder
+from ._supervised import fit_field_model, init_zscore, load_encoder
 
 __all__ = ["fit_inpainter", "LOSSES"]
 
@@ -152,56 +152,40 @@ def fit_inpainter(
         mask = mask.to(truth.dtype)
         return hole_loss(net.fill(truth, mask), truth, mask)
 
-    out = Path(out) if out is not None else None
-    history, seconds = fit_patches(
+    return fit_field_model(
         net,
         src,
         loss_fn,
-        patch_size=patch_size,
-        epochs=epochs,
-        samples_per_epoch=samples_per_epoch,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        out=out,
-        resume=resume,
-        progress=progress,
-        stop_after=stop_after,
-    )
-    card = {
-        "name": name,
-        "version": 1,
-        "task": "inpainter",
-        "architecture": "Inpainter",
-        "args": {"in_channels": src.n_channels, "width": width, "levels": levels, "blocks": blocks},
-        "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
-        "grid": grid_card(src),
-        "patch_size": patch_size,
-        "min_input_size": mult,
-        "max_hole_radius": hi / 2,
-        "normalisation": {
-            "method": "per-variable z-score (buffers mean/std in the weights)",
-            "mean": net.mean.tolist(),
-            "std": net.std.tolist(),
-        },
-        "training": {
-            "data": data_description or "user data",
-            "loss": loss,
-            "encoder": enc.name if enc is not None else None,
-            "encoder_sha256": enc.sha256 if enc is not None else None,
-            "l2_weight": l2_weight if enc is not None else 1.0,
-            "holes": {"sizes": [lo, hi], "kinds": list(kinds), "per_patch": 1},
+        schedule={
+            "patch_size": patch_size,
             "epochs": epochs,
             "samples_per_epoch": samples_per_epoch,
             "batch_size": batch_size,
             "lr": lr,
             "seed": seed,
-            "train_seconds": round(seconds, 1),
-            "history": history,
         },
-        "metrics": {},
-    }
-    model = Model(card=card, module=net)
-    if out is not None:
-        model.save(out / "model")
-    return model
+        out=Path(out) if out is not None else None,
+        resume=resume,
+        progress=progress,
+        stop_after=stop_after,
+        card={
+            "name": name,
+            "task": "inpainter",
+            "architecture": "Inpainter",
+            "args": {
+                "in_channels": src.n_channels,
+                "width": width,
+                "levels": levels,
+                "blocks": blocks,
+            },
+            "min_input_size": mult,
+            "max_hole_radius": hi / 2,
+        },
+        training={
+            "loss": loss,
+            "holes": {"sizes": [lo, hi], "kinds": list(kinds), "per_patch": 1},
+        },
+        enc=enc,
+        l2_weight=l2_weight,
+        data_description=data_description,
+    )
