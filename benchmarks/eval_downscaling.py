@@ -52,12 +52,12 @@ def bicubic(coarse: xr.Dataset, like: xr.Dataset, factor: int = 4, halo: int = 4
     return out
 
 
-def evaluate(path: str, stride: int = 8) -> tuple[dict, dict]:
-    """Metrics per method and variable, and the predictions."""
+def evaluate(path: str, stride: int = 8, extra: dict | None = None) -> tuple[dict, dict]:
+    """Metrics per method and variable, and the predictions (``extra``: more models)."""
     truth = xr.open_zarr(path)[["vo", "d"]].isel(time=slice(0, None, stride)).load()
     coarse = truth.coarsen(lat=4, lon=4).mean()
     preds = {"bicubic": bicubic(coarse, truth)}
-    for key, name in MODELS.items():
+    for key, name in {**MODELS, **(extra or {})}.items():
         preds[key] = xatmodist.downscale(coarse, model=name).transpose(*truth.vo.dims)
         preds[key] = preds[key].assign_coords(lat=truth.lat, lon=truth.lon)
     band = truth.sel(lat=slice(70, -70))
@@ -118,9 +118,10 @@ def main() -> None:
     p.add_argument("--data", default="data/swe_heldout.zarr")
     p.add_argument("--figure", default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--extra", nargs="*", default=[], help="more models as label=path")
     p.add_argument("--update-cards", action="store_true")
     args = p.parse_args()
-    res, preds = evaluate(args.data)
+    res, preds = evaluate(args.data, extra=dict(e.split("=", 1) for e in args.extra))
     print(f"{'method':<10} {'var':<4} {'rmse/std':>9} {'band spec err':>14} {'variogram err':>14}")
     for method, r in res.items():
         for n in ("vo", "d"):
