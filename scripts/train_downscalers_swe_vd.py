@@ -8,8 +8,10 @@ the simulator data to ``data/``)::
 
 Both train the same network, on the same 64x64 high-resolution patches of the
 encoder's training runs coarsened 4x by block means, for the same number of
-steps and seed; they differ only in the content loss.  Resumable.  Evaluate
-with ``python -m benchmarks.eval_downscaling``.
+steps and seed (resize-convolution upsampling; the AtmoDist loss has a 0.5
+l2 share); they differ only in the content loss.  ``--upsample shuffle
+--l2-weight 0.1`` gives the first version (sub-pixel convolution), kept for
+comparison.  Resumable.  Evaluate with ``python -m benchmarks.eval_downscaling``.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def main() -> None:
     """Train one downscaler and save it (default: to pretrained/)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", choices=["atmodist", "l2"], required=True)
-    p.add_argument("--l2-weight", type=float, default=0.1, help="l2 share of the AtmoDist loss")
-    p.add_argument("--upsample", choices=["shuffle", "resize"], default="shuffle")
+    p.add_argument("--l2-weight", type=float, default=0.5, help="l2 share of the AtmoDist loss")
+    p.add_argument("--upsample", choices=["shuffle", "resize"], default="resize")
     p.add_argument("--name", default=None, help="model name (default from the loss)")
     p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
     p.add_argument("--workdir", default="data")
@@ -56,7 +58,7 @@ def main() -> None:
         encoder="atmodist-swe-vd",
         l2_weight=args.l2_weight,
         upsample=args.upsample,
-        out=Path(args.workdir) / f"train_{name}_{args.upsample}",
+        out=Path(args.workdir) / f"train_{name}_{args.upsample}_l2w{args.l2_weight:g}",
         resume=True,
         name=name,
         threads=args.threads,
@@ -64,9 +66,9 @@ def main() -> None:
         **SETTINGS,
     )
     cmd = f"python scripts/train_downscalers_swe_vd.py --loss {args.loss}"
-    if args.loss == "atmodist" and args.l2_weight != 0.1:
+    if args.loss == "atmodist":
         cmd += f" --l2-weight {args.l2_weight}"
-    if args.upsample != "shuffle":
+    if args.upsample:
         cmd += f" --upsample {args.upsample}"
     if args.name:
         cmd += f" --name {args.name}"

@@ -24,7 +24,7 @@ from xatmodist.train import fit_inpainter
 SETTINGS = {
     "hole": (4, 32),
     "patch_size": 64,
-    "epochs": 8,
+    "epochs": 24,
     "samples_per_epoch": 2500,
     "batch_size": 16,
     "lr": 1e-3,
