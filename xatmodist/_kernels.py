@@ -120,10 +120,24 @@ def _run(fn, tiles_list, batch: int, threads: int | None):
     return np.concatenate(outs)
 
 
+_FUSED: dict[int, tuple] = {}
+
+
+def _encoder(model: str):
+    """The encoder of ``model`` with batch norms folded (one copy per loaded model)."""
+    from .nn.encoder import fused_for_inference
+
+    m = load_model(model)
+    hit = _FUSED.get(id(m))
+    if hit is None or hit[0] is not m:
+        hit = _FUSED[id(m)] = (m, fused_for_inference(m.module))
+    return hit[1]
+
+
 def _pair(a: np.ndarray, b: np.ndarray, model: str):
     """Broadcast a pair of blocks, load the model, flatten and check both."""
     a, b = np.broadcast_arrays(a, b)
-    net = load_model(model).module
+    net = _encoder(model)
     fa, bad_a, lead = _prepare(a, net)
     fb, bad_b, _ = _prepare(b, net)
     return net, fa, fb, bad_a, bad_b, lead
@@ -176,7 +190,7 @@ def embed_kernel(
     threads: int | None = None,
 ) -> np.ndarray:
     """Features: (..., F) for pool='mean', (..., ny, nx, F) for 'tile', feature grid for 'none'."""
-    net = load_model(model).module
+    net = _encoder(model)
     fa, bad, lead = _prepare(a, net)
     ny, nx = tiling.shape
     nf = net.encoder.out_channels

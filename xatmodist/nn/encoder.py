@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Normaliser", "ResBlock", "Encoder", "AtmoDistNet"]
+__all__ = ["Normaliser", "ResBlock", "Encoder", "AtmoDistNet", "fused_for_inference"]
 
 
 class Normaliser(nn.Module):
@@ -195,3 +195,35 @@ class AtmoDistNet(nn.Module):
         f = self.features(torch.cat([xa, xb], dim=0))
         fa, fb = f.chunk(2, dim=0)
         return self.alpha * (fa - fb).pow(2).mean(dim=(1, 2, 3))
+
+
+def fused_for_inference(net: AtmoDistNet) -> AtmoDistNet:
+    """An eval-mode copy of ``net`` with every batch norm folded into its convolution.
+
+    Same function (up to float rounding), about a third less work per forward
+    pass on CPU: batch norm in eval mode is a per-channel affine map that the
+    preceding convolution can absorb.  For inference only; ``net`` is unchanged.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    out = copy.deepcopy(net).eval()
+
+    def fold(parent: nn.Module, conv: str, bn: str) -> None:
+        fused = fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn))
+        setattr(parent, conv, fused)
+        setattr(parent, bn, nn.Identity())
+
+    enc = out.encoder
+    fold(enc.stem, "0", "1")
+    for stage in enc.stages:
+        for block in stage:
+            fold(block, "conv1", "bn1")
+            fold(block, "conv2", "bn2")
+            if isinstance(block.skip, nn.Sequential):
+                fold(block.skip, "0", "1")
+    fold(out.head, "0", "1")
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out.to(memory_format=torch.channels_last)
