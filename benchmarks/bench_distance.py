@@ -52,8 +52,7 @@ def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repea
         ta, tb = torch.from_numpy(_tiles(xa, tiling)), torch.from_numpy(_tiles(xb, tiling))
         with torch.inference_mode():
             out = [
-                net.distance(ta[i : i + batch], tb[i : i + batch])
-                for i in range(0, len(ta), batch)
+                net.distance(ta[i : i + batch], tb[i : i + batch]) for i in range(0, len(ta), batch)
             ]
         return torch.cat(out).reshape(len(xa), -1).mean(1)
 

@@ -56,8 +56,7 @@ def bench_downscale(n: int = 1000, chunk: int = 50, repeat: int = 2) -> dict:
     h, w = x.shape[-2:]
 
     def bare():
-        p = np.pad(x, ((0, 0), (0, 0), (HALO, HALO), (0, 0)), mode="reflect")
-        p = torch.from_numpy(np.pad(p, ((0, 0), (0, 0), (0, 0), (HALO, HALO)), mode="wrap"))
+        p = torch.from_numpy(_pad_fields(x, HALO, HALO, 1, True, mirror="reflect"))
         with torch.inference_mode():
             out = [net(p[i : i + batch]) for i in range(0, len(p), batch)]
         return torch.cat(out)[..., HALO * f : (HALO + h) * f, HALO * f : (HALO + w) * f]

@@ -295,8 +295,7 @@ def downscale_kernel(
     if flat.shape[0] == 0:
         return np.zeros(lead + (c, h * f, w * f), dtype=np.float32)
     hy, hx = min(halo, h - 1), min(halo, w - 1)
-    padded = np.pad(flat, ((0, 0), (0, 0), (hy, hy), (0, 0)), mode="reflect")
-    padded = np.pad(padded, ((0, 0), (0, 0), (0, 0), (hx, hx)), mode="wrap" if wrap else "reflect")
+    padded = _pad_fields(flat, hy, hx, 1, wrap, mirror="reflect")
     out = _run(net, [np.ascontiguousarray(padded)], max(1, batch // 16), threads)
     out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
     out[bad] = np.nan
@@ -308,8 +307,10 @@ def hole_radius(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
 
     ``mask`` is (N, H, W), True = missing; with ``wrap`` the last axis is
     periodic.  Domain edges mirror, so a hole touching an edge counts as
-    twice as wide as it looks from inside.  Nothing observed gives ``inf``;
-    no hole gives 0.
+    twice as wide as it looks from inside (no padding needed: a mirror image
+    of an observed point is never nearer than the point itself, and the
+    distance transform looks for observed points inside the array only).
+    Nothing observed gives ``inf``; no hole gives 0.
 
     Examples
     --------
@@ -321,7 +322,7 @@ def hole_radius(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
     from scipy import ndimage
 
     mask = np.asarray(mask, dtype=bool)
-    n, h, w = mask.shape
+    n, _, w = mask.shape
     out = np.zeros(n)
     for i in range(n):
         m = mask[i]
@@ -330,23 +331,29 @@ def hole_radius(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
         if m.all():
             out[i] = np.inf
             continue
-        p = np.pad(m, ((h, h), (0, 0)), mode="symmetric")
-        p = np.pad(p, ((0, 0), (w, w)), mode="wrap" if wrap else "symmetric")
-        out[i] = float(ndimage.distance_transform_edt(p)[h : 2 * h, w : 2 * w].max())
+        if wrap:  # one period on each side: the nearest observed point may be across the seam
+            p = np.pad(m, ((0, 0), (w, w)), mode="wrap")
+            out[i] = float(ndimage.distance_transform_edt(p)[:, w : 2 * w].max())
+        else:
+            out[i] = float(ndimage.distance_transform_edt(m).max())
     return out
 
 
-def _pad_fields(x: np.ndarray, hy: int, hx: int, mult: int, wrap: bool) -> np.ndarray:
+def _pad_fields(
+    x: np.ndarray, hy: int, hx: int, mult: int, wrap: bool, mirror: str = "symmetric"
+) -> np.ndarray:
     """Pad (..., H, W) by a halo, then up to multiples of ``mult`` at the bottom/right.
 
-    Latitude is mirrored; longitude wraps on global grids and mirrors otherwise.
+    Latitude is mirrored (numpy pad mode ``mirror``: "symmetric" repeats the
+    edge row, "reflect" does not); longitude wraps on global grids and mirrors
+    otherwise.
     """
     h, w = x.shape[-2:]
     ey = (-(h + 2 * hy)) % mult
     ex = (-(w + 2 * hx)) % mult
     lead = [(0, 0)] * (x.ndim - 2)
-    x = np.pad(x, lead + [(hy, hy + ey), (0, 0)], mode="symmetric")
-    return np.pad(x, lead + [(0, 0), (hx, hx + ex)], mode="wrap" if wrap else "symmetric")
+    x = np.pad(x, lead + [(hy, hy + ey), (0, 0)], mode=mirror)
+    return np.pad(x, lead + [(0, 0), (hx, hx + ex)], mode="wrap" if wrap else mirror)
 
 
 def inpaint_kernel(
@@ -416,9 +423,9 @@ def inpaint_kernel(
             "Mask less, split the gap, or train a model on larger holes with "
             f"xatmodist.train.fit_inpainter(hole=(4, {int(np.ceil(2 * radius[j])) + 2}))."
         )
-    x = np.where(holes[idx, None], 0.0, flat[idx]).astype(np.float32)
-    check_range(x, net.mean, net.std)
     mk = holes[idx, None]
+    x = np.where(mk, 0.0, flat[idx]).astype(np.float32)
+    check_range(x, net.mean, net.std)
     hx = halo
     shift = 0
     if wrap:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -133,7 +134,7 @@ def inpaint(
     inputs = [p]
     if mask is not None:
         mk = _check_mask(mask, p)
-        inputs.append(type(p)(mk, p.lat, p.lon, p.model, p.tiling, p.wrap, p.lat_flipped))
+        inputs.append(dataclasses.replace(p, da=mk))
     lat, lon = p.lat, p.lon
     out = apply(
         inpaint_kernel,
