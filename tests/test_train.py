@@ -205,3 +205,64 @@ def test_short_schedules_train(steps):
     args = {**SMALL, "pairs_per_epoch": 32 * steps, "val_pairs": 32}
     m = fit_encoder(ds, epochs=1, seed=0, **args)
     assert m.card["training"]["history"][0]["epoch"] == 1
+
+
+def test_rank_loss_orders_distances_by_lag():
+    import torch
+
+    from xatmodist.train import rank_loss
+
+    lag = torch.tensor([0, 1, 2, 3])
+    ordered = torch.tensor([1e-3, 1e-2, 1e-1, 1.0])
+    # log gaps of ln(10) between neighbours: softplus(-k ln 10) averaged over the 6 pairs
+    expected = np.mean([np.log1p(10.0**-k) for k in (1, 1, 1, 2, 2, 3)])
+    assert float(rank_loss(ordered, lag)) == pytest.approx(expected, rel=1e-5)
+    # reversed order costs more than ln 2 (the loss of equal distances) per pair
+    assert float(rank_loss(ordered.flip(0), lag)) > np.log(2) > float(rank_loss(ordered, lag))
+    assert float(rank_loss(torch.ones(4), lag)) == pytest.approx(np.log(2))
+    # pairs of equal lag do not count; a batch of one lag gives 0 and a zero gradient
+    same = torch.tensor([0.5, 2.0], requires_grad=True)
+    loss = rank_loss(same, torch.tensor([1, 1]))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and same.grad is not None and float(same.grad.abs().sum()) == 0.0
+    # the gradient pushes the shorter lag's distance down and the longer one's up
+    d = torch.tensor([1.0, 1.0], requires_grad=True)
+    rank_loss(d, torch.tensor([0, 2])).backward()
+    assert d.grad[0] > 0 > d.grad[1]
+
+
+def test_rank_weight_and_patchify_stem_train(tmp_path):
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    m = fit_encoder(ds, epochs=1, seed=0, stem_stride=2, rank_weight=1.0, **SMALL)
+    assert m.card["args"]["stem_stride"] == 2 and m.card["training"]["rank_weight"] == 1.0
+    assert m.card["feature_reduction"] == 4 and "RankNet" in m.card["training"]["loss"]
+    assert -1 <= m.card["metrics"]["validation"]["val_spearman_distance"] <= 1
+    m.save(tmp_path / "m")
+    loaded = xatmodist.load_model(tmp_path / "m")
+    assert loaded.module.encoder.reduction == 4
+    e = xatmodist.embed(ds.isel(time=[0, 1]), model=loaded, pool="none")
+    assert e.sizes["feature_lat"] == 32 // 4 and e.sizes["feature_lon"] == 64 // 4
+    # the same seed without the ranking term trains a different network
+    plain = fit_encoder(ds, epochs=1, seed=0, stem_stride=2, **SMALL)
+    assert plain.card["training"]["rank_weight"] == 0.0
+    assert not np.allclose(
+        plain.module.state_dict()["encoder.stem.0.weight"].numpy(),
+        m.module.state_dict()["encoder.stem.0.weight"].numpy(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"rank_weight": -1.0}, "rank_weight must be a finite number >= 0"),
+        ({"rank_weight": float("nan")}, "rank_weight must be a finite number >= 0"),
+        ({"rank_weight": "high"}, r"rank_weight must be .* got .high."),
+        ({"stem_stride": 0}, "stem_stride must be a positive integer"),
+        ({"stem_stride": 1.5}, "stem_stride must be a positive integer"),
+        ({"stem_stride": 3}, r"not a multiple of the encoder's reduction 6.*multiple of 6"),
+    ],
+)
+def test_fit_encoder_architecture_errors(kw, match):
+    ds = synthetic_fields(n_time=30, nlat=32, nlon=64)
+    with pytest.raises(xatmodist.InputError, match=match):
+        fit_encoder(ds, **{**SMALL, "epochs": 1, **kw})

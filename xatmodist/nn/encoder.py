@@ -105,12 +105,32 @@ class Encoder(nn.Module):
         Channels of each stage; stage ``i > 0`` downsamples by 2.
     blocks : int
         Residual blocks per stage.
+    stem_stride : int
+        1: a 3x3 convolution at full resolution (the paper's layout).  ``s > 1``:
+        a non-overlapping ``s x s`` "patchify" convolution with stride ``s``, as in
+        vision transformers and ConvNeXt.  It is a linear map of each ``s x s``
+        block, lossless whenever ``widths[0] >= in_channels * s * s``, and makes
+        every later layer ``s**2`` times cheaper.
     """
 
-    def __init__(self, in_channels: int, widths: Sequence[int] = (32, 64, 128), blocks: int = 1):
+    def __init__(
+        self,
+        in_channels: int,
+        widths: Sequence[int] = (32, 64, 128),
+        blocks: int = 1,
+        stem_stride: int = 1,
+    ):
         super().__init__()
+        stem_stride = int(stem_stride)
+        if stem_stride < 1:
+            raise ValueError(f"stem_stride must be a positive integer; got {stem_stride}.")
+        stem = (
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+            if stem_stride == 1
+            else nn.Conv2d(in_channels, widths[0], stem_stride, stride=stem_stride, bias=False)
+        )
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+            stem,
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         )
@@ -123,7 +143,7 @@ class Encoder(nn.Module):
             cin = w
         self.stages = nn.ModuleList(stages)
         self.out_channels = cin
-        self.reduction = 2 ** (len(widths) - 1)
+        self.reduction = stem_stride * 2 ** (len(widths) - 1)
 
     def forward(self, x: torch.Tensor, layers: Sequence[int] | None = None):
         """Return the last stage's features, or a list of the requested stages'."""
@@ -145,7 +165,7 @@ class AtmoDistNet(nn.Module):
         Number of variables per field.
     n_classes : int
         Number of lag classes.
-    widths, blocks
+    widths, blocks, stem_stride
         Passed to :class:`Encoder`.
     log_scale : float
         Passed to :class:`Normaliser`.
@@ -158,10 +178,11 @@ class AtmoDistNet(nn.Module):
         widths: Sequence[int] = (32, 64, 128),
         blocks: int = 1,
         log_scale: float = 0.2,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         self.normaliser = Normaliser(in_channels, log_scale)
-        self.encoder = Encoder(in_channels, widths, blocks)
+        self.encoder = Encoder(in_channels, widths, blocks, stem_stride)
         c = self.encoder.out_channels
         self.head = nn.Sequential(
             nn.Conv2d(3 * c, c, 3, padding=1, bias=False),
@@ -186,9 +207,20 @@ class AtmoDistNet(nn.Module):
 
     def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Lag-class logits for pairs (earlier ``xa``, later ``xb``)."""
+        return self.logits_and_distance(xa, xb)[0]
+
+    def logits_and_distance(
+        self, xa: torch.Tensor, xb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lag-class logits and the uncalibrated feature distance, one encoder pass.
+
+        Training uses both: the cross-entropy on the logits and, optionally, a
+        ranking term that orders the distances by lag.
+        """
         f = self.features(torch.cat([xa, xb], dim=0))
         fa, fb = f.chunk(2, dim=0)
-        return self.head(torch.cat([fa, fb, (fa - fb).abs()], dim=1))
+        logits = self.head(torch.cat([fa, fb, (fa - fb).abs()], dim=1))
+        return logits, (fa - fb).pow(2).mean(dim=(1, 2, 3))
 
     def distance(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2)."""

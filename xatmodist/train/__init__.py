@@ -5,7 +5,14 @@ Needs only the core dependencies plus tqdm; works on any CF-compliant dataset
 """
 
 from .downscaler import fit_downscaler
-from .encoder import calibrate_alpha, evaluate_encoder, fit_encoder
+from .encoder import calibrate_alpha, evaluate_encoder, fit_encoder, rank_loss
 from .inpainter import fit_inpainter
 
-__all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "fit_downscaler", "fit_inpainter"]
+__all__ = [
+    "fit_encoder",
+    "evaluate_encoder",
+    "calibrate_alpha",
+    "fit_downscaler",
+    "fit_inpainter",
+    "rank_loss",
+]

@@ -20,7 +20,7 @@ from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
 from ._source import FieldSource
 from ._supervised import grid_card
 
-__all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup"]
+__all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup", "rank_loss"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ def fit_encoder(
     weight_decay: float = 1e-4,
     widths: Sequence[int] = (32, 64, 128),
     blocks: int = 1,
+    stem_stride: int = 1,
+    rank_weight: float = 0.0,
     block_length: int | None = None,
     val_every: int = 10,
     val_pairs: int = 2048,
@@ -155,8 +157,16 @@ def fit_encoder(
         Time and (lat, lon) dims if cf-xarray cannot find them.
     epochs, pairs_per_epoch, batch_size, lr, weight_decay
         Optimisation (AdamW, cosine learning-rate decay).
-    widths, blocks : optional
+    widths, blocks, stem_stride : optional
         Encoder architecture (see :class:`xatmodist.nn.Encoder`).
+    rank_weight : float
+        Weight of a ranking term added to the cross-entropy: over every two
+        pairs of a batch with different lags, ``log(1 + exp(-(log D_long -
+        log D_short)))`` with ``D`` the feature distance (RankNet on log
+        distances).  The lag head alone learns to tell lags apart, but nothing
+        makes the feature distance itself grow with lag across locations; this
+        term does (it directly optimises the rank correlation of distance and
+        lag).  0 (default) trains with the cross-entropy only, as the paper.
     block_length : int, optional
         Time steps per block (default ``max(4 * max_lag_steps, 16)``).
     val_every, val_pairs
@@ -209,6 +219,20 @@ def fit_encoder(
             f"patch_size={patch_size} does not fit the {src.nlat} x {src.nlon} grid; "
             "choose a smaller patch."
         )
+    if (
+        isinstance(stem_stride, bool)
+        or not isinstance(stem_stride, int | np.integer)
+        or stem_stride < 1
+    ):
+        raise InputError(f"stem_stride must be a positive integer; got {stem_stride!r}.")
+    reduction = int(stem_stride) * 2 ** (len(widths) - 1)
+    if patch_size % reduction:
+        raise InputError(
+            f"patch_size={patch_size} is not a multiple of the encoder's reduction {reduction} "
+            f"(stem_stride={stem_stride} x 2**{len(widths) - 1} for {len(widths)} stages), so "
+            "its feature grid would not tile the patch. Choose a patch_size that is a multiple "
+            f"of {reduction}, or a smaller stem_stride."
+        )
     block_length = block_length or max(4 * max_steps, 16)
     if block_length > src.n_time:
         block_length = src.n_time
@@ -233,7 +257,16 @@ def fit_encoder(
         out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(seed)
-    net = AtmoDistNet(src.n_channels, n_classes, widths=tuple(widths), blocks=blocks)
+    given = rank_weight
+    try:
+        rank_weight = float(rank_weight)
+    except (TypeError, ValueError):
+        rank_weight = math.nan
+    if not math.isfinite(rank_weight) or rank_weight < 0:
+        raise InputError(f"rank_weight must be a finite number >= 0; got {given!r}.")
+    net = AtmoDistNet(
+        src.n_channels, n_classes, widths=tuple(widths), blocks=blocks, stem_stride=stem_stride
+    )
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, pairs_per_epoch // batch_size)
     total_steps = epochs * steps_per_epoch
@@ -311,8 +344,10 @@ def fit_encoder(
                 idx = perm[s : s + batch_size]
                 a, b = torch.from_numpy(xa[idx]), torch.from_numpy(xb[idx])
                 y = torch.from_numpy(cls[idx])
-                logits = net(a, b)
+                logits, dist = net.logits_and_distance(a, b)
                 loss = F.cross_entropy(logits, y)
+                if rank_weight > 0:
+                    loss = loss + rank_weight * rank_loss(dist, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -344,7 +379,8 @@ def fit_encoder(
             print(  # noqa: T201  (progress report of a training CLI run)
                 f"epoch {epoch + 1}/{epochs} loss {rec['train_loss']:.3f} "
                 f"top1 {rec['train_top1']:.3f} val_top1 {val['top1']:.3f} "
-                f"val_within1 {val['within1']:.3f} {rec['pairs_per_second']:.0f} pairs/s",
+                f"val_within1 {val['within1']:.3f} val_rho {val['spearman_distance']:.3f} "
+                f"{rec['pairs_per_second']:.0f} pairs/s",
                 flush=True,
             )
         if out is not None:
@@ -371,6 +407,7 @@ def fit_encoder(
             "n_classes": n_classes,
             "widths": list(widths),
             "blocks": blocks,
+            "stem_stride": int(stem_stride),
             "log_scale": net.normaliser.log_scale,
         },
         "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
@@ -406,6 +443,9 @@ def fit_encoder(
             "batch_size": batch_size,
             "lr": lr,
             "weight_decay": weight_decay,
+            "loss": "cross-entropy"
+            + (f" + {rank_weight:g} x RankNet on log feature distance" if rank_weight else ""),
+            "rank_weight": rank_weight,
             "seed": seed,
             "lat_band": list(lat_band) if lat_band else None,
             "train_seconds": round(train_seconds, 1),
@@ -420,17 +460,52 @@ def fit_encoder(
     return model
 
 
+def rank_loss(dist, lag):
+    """RankNet loss ordering feature distances by lag, over all pairs of a batch.
+
+    Parameters
+    ----------
+    dist : Tensor
+        (B,) positive feature distances.
+    lag : Tensor
+        (B,) lag classes.
+
+    Returns
+    -------
+    Tensor
+        Mean of ``softplus(log d_i - log d_j)`` over the ``(i, j)`` with
+        ``lag_i < lag_j`` (0 if the batch has a single lag).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    s = torch.log(dist + 1e-12)
+    longer = lag.view(1, -1) > lag.view(-1, 1)  # [i, j]: lag_j > lag_i
+    if not bool(longer.any()):
+        return s.sum() * 0.0
+    diff = s.view(-1, 1) - s.view(1, -1)  # [i, j]: log d_i - log d_j, should be < 0
+    return F.softplus(diff[longer]).mean()
+
+
 def _score(net, a, b, c, n_classes: int, batch: int = 512) -> dict:
     import torch
+    from scipy.stats import spearmanr
 
     net.eval()
     with torch.inference_mode():
-        pred = torch.cat(
-            [net(a[i : i + batch], b[i : i + batch]).argmax(1) for i in range(0, len(c), batch)]
-        )
+        out = [
+            net.logits_and_distance(a[i : i + batch], b[i : i + batch])
+            for i in range(0, len(c), batch)
+        ]
     net.train()
+    pred = torch.cat([o[0] for o in out]).argmax(1)
+    dist = torch.cat([o[1] for o in out]).numpy()
     err = (pred - c).abs()
-    return {"top1": float((err == 0).float().mean()), "within1": float((err <= 1).float().mean())}
+    return {
+        "top1": float((err == 0).float().mean()),
+        "within1": float((err <= 1).float().mean()),
+        "spearman_distance": float(spearmanr(dist, c.numpy()).statistic),
+    }
 
 
 def calibrate_alpha(net, a, b, c, n_classes: int, batch: int = 512) -> float:
