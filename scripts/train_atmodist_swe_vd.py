@@ -40,7 +40,7 @@ HELDOUT = {"n_runs": 16, "n_steps": 80, "seed": 100_000}
 RECIPES = {
     "atmodist-swe-vd": {"epochs": 14, "pairs_per_epoch": 32768, "batch_size": 64},
     "atmodist-swe-vd-v2": {
-        "epochs": 24,
+        "epochs": 40,
         "pairs_per_epoch": 32768,
         "batch_size": 64,
         "widths": (48, 96, 192),

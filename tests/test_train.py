@@ -224,7 +224,11 @@ def test_rank_loss_orders_distances_by_lag():
     same = torch.tensor([0.5, 2.0], requires_grad=True)
     loss = rank_loss(same, torch.tensor([1, 1]))
     loss.backward()
-    assert float(loss.detach()) == 0.0 and same.grad is not None and float(same.grad.abs().sum()) == 0.0
+    assert (
+        float(loss.detach()) == 0.0
+        and same.grad is not None
+        and float(same.grad.abs().sum()) == 0.0
+    )
     # the gradient pushes the shorter lag's distance down and the longer one's up
     d = torch.tensor([1.0, 1.0], requires_grad=True)
     rank_loss(d, torch.tensor([0, 2])).backward()

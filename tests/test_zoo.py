@@ -16,7 +16,6 @@ import shutil
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -489,24 +488,3 @@ def test_unsaved_model_refused_by_distance(tiny_model, fields):
     unsaved = Model(card=copy.deepcopy(tiny_model.card), module=tiny_model.module)
     with pytest.raises(ModelError, match=r"save it with model\.save"):
         xatmodist.embed(fields.isel(time=[0]), model=unsaved)
-
-
-def test_fused_inference_copy_matches_the_trained_network():
-    import torch
-
-    from xatmodist.nn.encoder import fused_for_inference
-
-    net = xatmodist.load_model("atmodist-swe-vd").module
-    fused = fused_for_inference(net)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # untouched
-    ds = xatmodist.datasets.sample()
-    x = torch.from_numpy(
-        np.stack([ds.vo.values[0, :8, :32, :32], ds.d.values[0, :8, :32, :32]], axis=1)
-    )
-    y = torch.from_numpy(
-        np.stack([ds.vo.values[0, 8:16, :32, :32], ds.d.values[0, 8:16, :32, :32]], axis=1)
-    )
-    with torch.inference_mode():
-        np.testing.assert_allclose(fused.distance(x, y), net.distance(x, y), rtol=1e-5)
-        np.testing.assert_allclose(fused(x, y), net(x, y), rtol=1e-4, atol=1e-4)
