@@ -43,6 +43,9 @@ def main() -> None:
     p.add_argument("--l2-weight", type=float, default=0.5, help="l2 share of the AtmoDist loss")
     p.add_argument("--upsample", choices=["shuffle", "resize"], default="resize")
     p.add_argument("--name", default=None, help="model name (default from the loss)")
+    p.add_argument(
+        "--encoder", default="atmodist-swe-vd", help="encoder of the AtmoDist loss (%(default)s)"
+    )
     p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
@@ -55,7 +58,7 @@ def main() -> None:
         hr,
         variables=["vo", "d"],
         content_loss=args.loss,
-        encoder="atmodist-swe-vd",
+        encoder=args.encoder,
         l2_weight=args.l2_weight,
         upsample=args.upsample,
         out=Path(args.workdir) / f"train_{name}_{args.upsample}_l2w{args.l2_weight:g}",
@@ -72,6 +75,8 @@ def main() -> None:
         cmd += f" --upsample {args.upsample}"
     if args.name:
         cmd += f" --name {args.name}"
+    if args.loss == "atmodist" and args.encoder != "atmodist-swe-vd":
+        cmd += f" --encoder {args.encoder}"
     model.card["training"]["command"] = cmd
     model.save(Path(args.save_to) / name)
 

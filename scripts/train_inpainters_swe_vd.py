@@ -42,6 +42,9 @@ def main() -> None:
     p.add_argument("--l2-weight", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     p.add_argument("--name", default=None, help="model name (default from the loss)")
+    p.add_argument(
+        "--encoder", default="atmodist-swe-vd", help="encoder of the AtmoDist loss (%(default)s)"
+    )
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
@@ -52,7 +55,7 @@ def main() -> None:
         ds,
         variables=["vo", "d"],
         loss=args.loss,
-        encoder="atmodist-swe-vd",
+        encoder=args.encoder,
         l2_weight=args.l2_weight,
         out=Path(args.workdir) / f"train_{name}_e{args.epochs}",
         resume=True,
@@ -66,6 +69,8 @@ def main() -> None:
         cmd += f" --l2-weight {args.l2_weight}"
     if args.name:
         cmd += f" --name {args.name}"
+    if args.loss == "atmodist" and args.encoder != "atmodist-swe-vd":
+        cmd += f" --encoder {args.encoder}"
     if args.epochs != SETTINGS["epochs"]:
         cmd += f" --epochs {args.epochs}"
     model.card["training"]["command"] = cmd

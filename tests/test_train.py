@@ -75,6 +75,9 @@ def test_fit_encoder_runs_and_saves(tmp_path):
     assert float(d) > 0
     metrics = evaluate_encoder(loaded, ds, n_pairs=64)
     assert 0 <= metrics["top1"] <= 1 and len(metrics["confusion"]) == 3
+    share = metrics["variable_share"]
+    assert set(share) == {"vo", "d"} and sum(share.values()) == pytest.approx(1.0)
+    assert all(v > 0 for v in share.values())
 
 
 def test_resume_continues_to_the_same_result(tmp_path):

@@ -83,6 +83,9 @@ def _train_encoder(args) -> int:
         block_length=args.block_length,
         stop_after=args.stop_after,
         data_description=" ".join(args.data),
+        widths=tuple(args.widths),
+        stem_stride=args.stem_stride,
+        rank_weight=args.rank_weight,
     )
     print(f"saved {model.name} to {Path(args.out) / 'model'}")
     return 0
@@ -184,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--seed", type=int, default=0)
     te.add_argument("--threads", type=int, default=None)
     te.add_argument("--lat-band", type=float, nargs=2, default=None)
+    te.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="stage widths")
+    te.add_argument("--stem-stride", type=int, default=1, help="patchify stem stride (1: 3x3)")
+    te.add_argument(
+        "--rank-weight", type=float, default=0.0, help="weight of the distance ranking term"
+    )
     te.add_argument("--val-every", type=int, default=10, help="every n-th time block validates")
     te.add_argument("--block-length", type=int, default=None, help="time steps per block")
     te.add_argument("--name", default="atmodist-custom")

@@ -543,7 +543,9 @@ def evaluate_encoder(
     distance of the normalised fields, (c) the head's expected lag, all on the
     same patch pairs, and the accuracy of
     an l2 nearest-centroid classifier (centroids fitted on one half of the
-    pairs, scored on the other).
+    pairs, scored on the other), and ``variable_share``: for each variable, the
+    mean learned distance when only that variable moves on to the later time,
+    as a fraction of the sum over variables (which variables the distance sees).
     """
     import torch
     from scipy.stats import spearmanr
@@ -575,16 +577,21 @@ def evaluate_encoder(
     a, b, c = stream.fixed(blocks, n_pairs, seed)
     a, b = torch.from_numpy(a), torch.from_numpy(b)
     with torch.inference_mode():
-        logits, dist, l2 = [], [], []
+        logits, dist, l2, alone = [], [], [], []
         for i in range(0, len(c), batch):
             xa, xb = a[i : i + batch], b[i : i + batch]
             logits.append(net(xa, xb))
             dist.append(net.distance(xa, xb))
             l2.append((net.normaliser(xa) - net.normaliser(xb)).pow(2).mean(dim=(1, 2, 3)))
+            # the distance when only one variable moves on to the later time
+            alone.append(
+                torch.stack([net.distance(xa, _swap(xa, xb, k)) for k in range(xa.shape[1])], dim=1)
+            )
     logits = torch.cat(logits)
     expected = (torch.softmax(logits, 1) * torch.arange(n_classes)).sum(1).numpy()
     pred = logits.argmax(1).numpy()
     dist, l2 = torch.cat(dist).numpy(), torch.cat(l2).numpy()
+    alone = torch.cat(alone).mean(0).numpy()
     err = np.abs(pred - c)
     conf = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(conf, (c, pred), 1)
@@ -608,4 +615,14 @@ def evaluate_encoder(
         "spearman_expected_lag": float(spearmanr(expected, c).statistic),
         "l2_nearest_centroid": centroid["l2"],
         "learned_nearest_centroid": centroid["learned"],
+        "variable_share": {
+            str(name): float(x / alone.sum()) for name, x in zip(names, alone, strict=True)
+        },
     }
+
+
+def _swap(xa, xb, k: int):
+    """``xa`` with channel ``k`` taken from ``xb``."""
+    out = xa.clone()
+    out[:, k] = xb[:, k]
+    return out
