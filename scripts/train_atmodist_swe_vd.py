@@ -7,8 +7,8 @@ Run from the repo root::
 
 ``atmodist-swe-vd`` (about an hour on 2 CPU cores) is the paper's recipe: a
 full-resolution ResNet trained with the lag cross-entropy alone.
-``atmodist-swe-vd-v2`` has a 4x4 patchify stem (about 7x fewer FLOPs per
-patch) and adds a ranking term on the feature distance
+``atmodist-swe-vd-v2`` has a 2x2 patchify stem (4x fewer FLOPs per patch)
+and adds a ranking term on the feature distance
 (``fit_encoder(rank_weight=...)``), so that the distance itself grows with lag.
 
 Steps: (1) 96 training runs (seeds 0..95) and 16 held-out runs (seeds
@@ -40,12 +40,12 @@ HELDOUT = {"n_runs": 16, "n_steps": 80, "seed": 100_000}
 RECIPES = {
     "atmodist-swe-vd": {"epochs": 14, "pairs_per_epoch": 32768, "batch_size": 64},
     "atmodist-swe-vd-v2": {
-        "epochs": 40,
+        "epochs": 32,
         "pairs_per_epoch": 32768,
         "batch_size": 64,
-        "widths": (48, 96, 192),
-        "stem_stride": 4,
-        "rank_weight": 1.0,
+        "widths": (32, 64, 128),
+        "stem_stride": 2,
+        "rank_weight": 2.0,
     },
 }
 

@@ -47,6 +47,9 @@ def main() -> None:
         "--encoder", default="atmodist-swe-vd", help="encoder of the AtmoDist loss (%(default)s)"
     )
     p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
+    p.add_argument(
+        "--balance-variables", action="store_true", help="per-variable AtmoDist loss, balanced"
+    )
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -60,6 +63,7 @@ def main() -> None:
         content_loss=args.loss,
         encoder=args.encoder,
         l2_weight=args.l2_weight,
+        balance_variables=args.balance_variables,
         upsample=args.upsample,
         out=Path(args.workdir) / f"train_{name}_{args.upsample}_l2w{args.l2_weight:g}",
         resume=True,
@@ -77,6 +81,8 @@ def main() -> None:
         cmd += f" --name {args.name}"
     if args.loss == "atmodist" and args.encoder != "atmodist-swe-vd":
         cmd += f" --encoder {args.encoder}"
+    if args.balance_variables:
+        cmd += " --balance-variables"
     model.card["training"]["command"] = cmd
     model.save(Path(args.save_to) / name)
 

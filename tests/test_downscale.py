@@ -105,6 +105,35 @@ def test_downscale_errors(hr, l2_model, tiny_model):
         fit_downscaler(hr, content_loss="l2", **{**SMALL, "patch_size": 18})
     with pytest.raises(xatmodist.InputError, match="upsample must be"):
         fit_downscaler(hr, content_loss="l2", upsample="bilinear", **SMALL)
+    with pytest.raises(xatmodist.InputError, match="balance_variables=True .* content_loss='l2'"):
+        fit_downscaler(hr, content_loss="l2", balance_variables=True, **SMALL)
+
+
+def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
+    import torch
+
+    from xatmodist.train.downscaler import _swap, _variable_weights
+
+    truth, pred = torch.zeros(2, 2, 4, 4), torch.ones(2, 2, 4, 4)
+    mixed = _swap(truth, pred, 1)
+    assert float(mixed[:, 0].abs().sum()) == 0 and bool((mixed[:, 1] == 1).all())
+    kw = {**SMALL, "seed": 5}
+    m = fit_downscaler(hr, encoder=tiny_model, balance_variables=True, out=tmp_path, **kw)
+    w = m.card["training"]["variable_weights"]
+    assert set(w) == {"vo", "d"} and all(x > 0 for x in w.values())
+    # w_k = mean(D) / D_k for the bicubic distances D_k: reproducible, and 1/w averages to 1
+    from xatmodist.train._source import FieldSource
+
+    src = FieldSource(hr, None, None, None)
+    again = _variable_weights(tiny_model, src, 4, 5)
+    np.testing.assert_allclose(again, [w["vo"], w["d"]], rtol=1e-6)
+    assert np.mean([1 / x for x in again]) == pytest.approx(1.0)
+    plain = fit_downscaler(hr, encoder=tiny_model, **kw)
+    assert plain.card["training"]["variable_weights"] is None
+    assert not np.allclose(
+        plain.module.state_dict()["head.weight"].numpy(),
+        m.module.state_dict()["head.weight"].numpy(),
+    )
 
 
 def test_resize_convolution_upsampling_trains_and_resumes(hr, tmp_path):

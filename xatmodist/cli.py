@@ -112,7 +112,13 @@ def _train_field_model(args) -> int:
         "data_description": " ".join(args.data),
     }
     if args.what == "downscaler":
-        model = train.fit_downscaler(ds, factor=args.factor, content_loss=args.loss, **common)
+        model = train.fit_downscaler(
+            ds,
+            factor=args.factor,
+            content_loss=args.loss,
+            balance_variables=args.balance_variables,
+            **common,
+        )
     else:
         model = train.fit_inpainter(ds, loss=args.loss, hole=tuple(args.hole), **common)
     print(f"saved {model.name} to {Path(args.out) / 'model'}")
@@ -227,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         tf.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
         if what == "downscaler":
             tf.add_argument("--factor", type=int, default=4)
+            tf.add_argument(
+                "--balance-variables",
+                action="store_true",
+                help="one AtmoDist distance per variable, weighted so all count alike",
+            )
         else:
             tf.add_argument("--hole", type=int, nargs=2, default=[4, 32], help="min max size")
         tf.set_defaults(func=_train_field_model)

@@ -30,6 +30,7 @@ def fit_downscaler(
     content_loss: str = "atmodist",
     encoder: str | Model = "atmodist-swe-vd",
     l2_weight: float = 0.1,
+    balance_variables: bool = False,
     variables: Sequence[Hashable] | None = None,
     dim: Hashable | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
@@ -71,6 +72,15 @@ def fit_downscaler(
         downscaler's.
     l2_weight : float
         Share of the MSE in the AtmoDist loss.
+    balance_variables : bool
+        AtmoDist loss only: one feature distance per variable -- the
+        prediction of that variable beside the truth of the others, against
+        the truth -- each weighted so that all variables count alike.  An
+        encoder that mostly looks at one variable (vorticity) otherwise leaves
+        the others to the l2 share alone.  The weights are the inverse of each
+        variable's distance for bicubic upsampling of 32 coarsened training
+        fields (scaled to keep the loss's size), measured once before training
+        and recorded in the card.
     variables, dim, spatial_dims
         As in :func:`xatmodist.train.fit_encoder`.
     patch_size : int
@@ -109,21 +119,35 @@ def fit_downscaler(
     src = FieldSource(hr, variables, dim, spatial_dims)
     if patch_size > src.nlat:
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")
+    if balance_variables and content_loss != "atmodist":
+        raise InputError(
+            "balance_variables=True weights the AtmoDist feature distance per variable; "
+            f"content_loss={content_loss!r} has none. Use content_loss='atmodist' or drop "
+            "balance_variables."
+        )
     enc = load_encoder(encoder, src) if content_loss == "atmodist" else None
     torch.manual_seed(seed)
     net = Downscaler(src.n_channels, factor=factor, width=width, blocks=blocks, upsample=upsample)
     init_zscore(net, src, seed)
     std = net.std.view(1, -1, 1, 1)
+    weights = _variable_weights(enc, src, factor, seed) if balance_variables else None
 
     def loss_fn(truth, rng):
         pred = net(coarsen(truth, factor))
         mse = ((pred - truth) / std).pow(2).mean()
         if enc is None:
             return mse
-        fp = enc.module.features(pred)
+        alpha = float(enc.module.alpha)
         with torch.no_grad():
             ft = enc.module.features(truth)
-        return float(enc.module.alpha) * (fp - ft).pow(2).mean() + l2_weight * mse
+        if weights is None:
+            feat = (enc.module.features(pred) - ft).pow(2).mean()
+        else:
+            feat = sum(
+                w * (enc.module.features(_swap(truth, pred, k)) - ft).pow(2).mean()
+                for k, w in enumerate(weights)
+            )
+        return alpha * feat + l2_weight * mse
 
     return fit_field_model(
         net,
@@ -157,8 +181,47 @@ def fit_downscaler(
         training={
             "content_loss": content_loss,
             "coarsening": f"block mean over {factor}x{factor} cells",
+            "variable_weights": (
+                {s["name"]: w for s, w in zip(src.specs, weights, strict=True)}
+                if weights is not None
+                else None
+            ),
         },
         enc=enc,
         l2_weight=l2_weight,
         data_description=data_description,
     )
+
+
+def _swap(truth, pred, k: int):
+    """``truth`` with variable ``k`` replaced by ``pred``'s (gradients flow through it)."""
+    import torch
+
+    return torch.cat([truth[:, :k], pred[:, k : k + 1], truth[:, k + 1 :]], dim=1)
+
+
+def _variable_weights(enc: Model, src: FieldSource, factor: int, seed: int) -> list[float]:
+    """Per-variable weights of the balanced AtmoDist loss (see ``balance_variables``).
+
+    ``w_k = mean_j(D_j) / D_k`` with ``D_k`` the feature distance of the truth
+    with variable ``k`` replaced by its bicubic upsampling, over 32 training fields.
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    truth = torch.from_numpy(src.sample_fields(32, np.random.default_rng([seed, 3])))
+    base = F.interpolate(coarsen(truth, factor), scale_factor=factor, mode="bicubic")
+    with torch.inference_mode():
+        ft = enc.module.features(truth)
+        d = [
+            float((enc.module.features(_swap(truth, base, k)) - ft).pow(2).mean())
+            for k in range(truth.shape[1])
+        ]
+    if min(d) <= 0:
+        raise InputError(
+            f"The encoder {enc.name!r} does not respond to some variable (feature distances "
+            f"{d} for bicubic upsampling); balance_variables cannot weight it."
+        )
+    mean = sum(d) / len(d)
+    return [mean / x for x in d]
