@@ -45,6 +45,9 @@ def main() -> None:
     p.add_argument(
         "--encoder", default="atmodist-swe-vd", help="encoder of the AtmoDist loss (%(default)s)"
     )
+    p.add_argument(
+        "--balance-variables", action="store_true", help="per-variable AtmoDist loss, balanced"
+    )
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
@@ -57,6 +60,7 @@ def main() -> None:
         loss=args.loss,
         encoder=args.encoder,
         l2_weight=args.l2_weight,
+        balance_variables=args.balance_variables,
         out=Path(args.workdir) / f"train_{name}_e{args.epochs}",
         resume=True,
         name=name,
@@ -71,6 +75,8 @@ def main() -> None:
         cmd += f" --name {args.name}"
     if args.loss == "atmodist" and args.encoder != "atmodist-swe-vd":
         cmd += f" --encoder {args.encoder}"
+    if args.balance_variables:
+        cmd += " --balance-variables"
     if args.epochs != SETTINGS["epochs"]:
         cmd += f" --epochs {args.epochs}"
     model.card["training"]["command"] = cmd

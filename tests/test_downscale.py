@@ -111,21 +111,24 @@ def test_downscale_errors(hr, l2_model, tiny_model):
 
 def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
     import torch
+    import torch.nn.functional as F
 
-    from xatmodist.train.downscaler import _swap, _variable_weights
+    from xatmodist.train._source import FieldSource
+    from xatmodist.train._supervised import swap_variable, variable_weights
+    from xatmodist.train.downscaler import _feature_distance, coarsen
 
     truth, pred = torch.zeros(2, 2, 4, 4), torch.ones(2, 2, 4, 4)
-    mixed = _swap(truth, pred, 1)
+    mixed = swap_variable(truth, pred, 1)
     assert float(mixed[:, 0].abs().sum()) == 0 and bool((mixed[:, 1] == 1).all())
     kw = {**SMALL, "seed": 5}
     m = fit_downscaler(hr, encoder=tiny_model, balance_variables=True, out=tmp_path, **kw)
     w = m.card["training"]["variable_weights"]
     assert set(w) == {"vo", "d"} and all(x > 0 for x in w.values())
     # w_k = mean(D) / D_k for the bicubic distances D_k: reproducible, and 1/w averages to 1
-    from xatmodist.train._source import FieldSource
-
     src = FieldSource(hr, None, None, None)
-    again = _variable_weights(tiny_model, src, 4, 5)
+    t = torch.from_numpy(src.sample_fields(32, np.random.default_rng([5, 3])))
+    base = F.interpolate(coarsen(t, 4), scale_factor=4, mode="bicubic")
+    again = variable_weights(tiny_model, t, base, _feature_distance(tiny_model))
     np.testing.assert_allclose(again, [w["vo"], w["d"]], rtol=1e-6)
     assert np.mean([1 / x for x in again]) == pytest.approx(1.0)
     plain = fit_downscaler(hr, encoder=tiny_model, **kw)

@@ -238,6 +238,19 @@ def test_fit_inpainter_resume_and_errors(truth, tmp_path):
         ({"hole_kinds": ("star",)}, "hole_kinds"),
         ({"patch_size": 60}, "multiple of 8"),
         ({"patch_size": 128}, "exceeds the 64 x 128 grid"),
+        ({"loss": "l2", "balance_variables": True}, r"balance_variables=True .* loss='l2'"),
     ]:
         with pytest.raises(xatmodist.InputError, match=match):
             fit_inpainter(truth, **{**kw, **bad})
+
+
+def test_fit_inpainter_balanced_variables(truth, tiny_model):
+    kw = dict(epochs=1, samples_per_epoch=16, batch_size=8, width=8, blocks=1, progress=False)
+    kw.update(encoder=tiny_model, patch_size=32, hole=(4, 12))
+    bal = fit_inpainter(truth, balance_variables=True, **kw)
+    w = bal.card["training"]["variable_weights"]
+    assert set(w) == {"vo", "d"} and np.mean([1 / x for x in w.values()]) == pytest.approx(1.0)
+    plain = fit_inpainter(truth, **kw)
+    assert plain.card["training"]["variable_weights"] is None
+    a, b = (m.module.state_dict()["tail.weight"].numpy() for m in (bal, plain))
+    assert not np.allclose(a, b)

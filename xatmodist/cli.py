@@ -120,7 +120,13 @@ def _train_field_model(args) -> int:
             **common,
         )
     else:
-        model = train.fit_inpainter(ds, loss=args.loss, hole=tuple(args.hole), **common)
+        model = train.fit_inpainter(
+            ds,
+            loss=args.loss,
+            hole=tuple(args.hole),
+            balance_variables=args.balance_variables,
+            **common,
+        )
     print(f"saved {model.name} to {Path(args.out) / 'model'}")
     return 0
 
@@ -231,13 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         tf.add_argument("--name", default=f"{what}-custom")
         tf.add_argument("--out", required=True, help="folder for checkpoints and the model")
         tf.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+        tf.add_argument(
+            "--balance-variables",
+            action="store_true",
+            help="one AtmoDist distance per variable, weighted so all count alike",
+        )
         if what == "downscaler":
             tf.add_argument("--factor", type=int, default=4)
-            tf.add_argument(
-                "--balance-variables",
-                action="store_true",
-                help="one AtmoDist distance per variable, weighted so all count alike",
-            )
         else:
             tf.add_argument("--hole", type=int, nargs=2, default=[4, 32], help="min max size")
         tf.set_defaults(func=_train_field_model)

@@ -22,7 +22,16 @@ from ._checkpoint import CHECKPOINT
 from ._pairs import make_blocks, patch_index, take_patches
 from ._source import FieldSource
 
-__all__ = ["init_zscore", "fit_patches", "fit_field_model", "load_encoder", "grid_card", "freeze"]
+__all__ = [
+    "init_zscore",
+    "fit_patches",
+    "fit_field_model",
+    "load_encoder",
+    "grid_card",
+    "freeze",
+    "swap_variable",
+    "variable_weights",
+]
 
 
 def init_zscore(net, src: FieldSource, seed: int) -> None:
@@ -46,6 +55,37 @@ def load_encoder(encoder: str | Model, src: FieldSource) -> Model:
             "Pass variables= in the encoder's order."
         )
     return enc
+
+
+def swap_variable(truth, pred, k: int):
+    """``truth`` with variable ``k`` replaced by ``pred``'s (gradients flow through it)."""
+    import torch
+
+    return torch.cat([truth[:, :k], pred[:, k : k + 1], truth[:, k + 1 :]], dim=1)
+
+
+def variable_weights(enc: Model, truth, baseline, distance: Callable) -> list[float]:
+    """Weights that make every variable count alike in a per-variable AtmoDist loss.
+
+    ``w_k = mean_j(D_j) / D_k`` with ``D_k = distance(truth with variable k from
+    baseline, truth)``: the loss's own distance for a simple method's error
+    (bicubic upsampling, a flat fill) in that variable alone.  The mean of
+    ``1 / w_k`` is 1, so the weighted sum keeps the size of the plain loss.
+    """
+    import torch
+
+    with torch.no_grad():
+        d = [
+            float(distance(swap_variable(truth, baseline, k), truth)) for k in range(truth.shape[1])
+        ]
+    if not all(math.isfinite(x) and x > 0 for x in d):
+        raise InputError(
+            f"The encoder {enc.name!r} does not respond to every variable (feature distances "
+            f"{d} for a baseline's error in each variable alone), so balance_variables cannot "
+            "weight them; train without balance_variables."
+        )
+    mean = sum(d) / len(d)
+    return [mean / x for x in d]
 
 
 def grid_card(src: FieldSource) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..zoo import Model
 from ._source import FieldSource
-from ._supervised import fit_field_model, init_zscore, load_encoder
+from ._supervised import fit_field_model, init_zscore, load_encoder, swap_variable, variable_weights
 
 __all__ = ["fit_downscaler", "coarsen"]
 
@@ -99,7 +99,9 @@ def fit_downscaler(
         The downscaler with its card (``task="downscaler"``; ``grid`` is the
         output grid); saved to ``out/model`` if ``out`` is given.
     """
+    import numpy as np
     import torch
+    import torch.nn.functional as F
 
     from ..nn import Downscaler
 
@@ -130,24 +132,27 @@ def fit_downscaler(
     net = Downscaler(src.n_channels, factor=factor, width=width, blocks=blocks, upsample=upsample)
     init_zscore(net, src, seed)
     std = net.std.view(1, -1, 1, 1)
-    weights = _variable_weights(enc, src, factor, seed) if balance_variables else None
+    weights = None
+    if balance_variables:
+        truth = torch.from_numpy(src.sample_fields(32, np.random.default_rng([seed, 3])))
+        base = F.interpolate(coarsen(truth, factor), scale_factor=factor, mode="bicubic")
+        weights = variable_weights(enc, truth, base, _feature_distance(enc))
 
     def loss_fn(truth, rng):
         pred = net(coarsen(truth, factor))
         mse = ((pred - truth) / std).pow(2).mean()
         if enc is None:
             return mse
-        alpha = float(enc.module.alpha)
-        with torch.no_grad():
-            ft = enc.module.features(truth)
+        dist = _feature_distance(enc)
         if weights is None:
-            feat = (enc.module.features(pred) - ft).pow(2).mean()
+            feat = dist(pred, truth)
         else:
+            with torch.no_grad():
+                ft = enc.module.features(truth)
             feat = sum(
-                w * (enc.module.features(_swap(truth, pred, k)) - ft).pow(2).mean()
-                for k, w in enumerate(weights)
+                w * dist(swap_variable(truth, pred, k), truth, ft) for k, w in enumerate(weights)
             )
-        return alpha * feat + l2_weight * mse
+        return float(enc.module.alpha) * feat + l2_weight * mse
 
     return fit_field_model(
         net,
@@ -193,35 +198,14 @@ def fit_downscaler(
     )
 
 
-def _swap(truth, pred, k: int):
-    """``truth`` with variable ``k`` replaced by ``pred``'s (gradients flow through it)."""
+def _feature_distance(enc: Model):
+    """``dist(x, truth[, f_truth])``: mean squared feature difference over the patch."""
     import torch
 
-    return torch.cat([truth[:, :k], pred[:, k : k + 1], truth[:, k + 1 :]], dim=1)
+    def dist(x, truth, ft=None):
+        if ft is None:
+            with torch.no_grad():
+                ft = enc.module.features(truth)
+        return (enc.module.features(x) - ft).pow(2).mean()
 
-
-def _variable_weights(enc: Model, src: FieldSource, factor: int, seed: int) -> list[float]:
-    """Per-variable weights of the balanced AtmoDist loss (see ``balance_variables``).
-
-    ``w_k = mean_j(D_j) / D_k`` with ``D_k`` the feature distance of the truth
-    with variable ``k`` replaced by its bicubic upsampling, over 32 training fields.
-    """
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    truth = torch.from_numpy(src.sample_fields(32, np.random.default_rng([seed, 3])))
-    base = F.interpolate(coarsen(truth, factor), scale_factor=factor, mode="bicubic")
-    with torch.inference_mode():
-        ft = enc.module.features(truth)
-        d = [
-            float((enc.module.features(_swap(truth, base, k)) - ft).pow(2).mean())
-            for k in range(truth.shape[1])
-        ]
-    if min(d) <= 0:
-        raise InputError(
-            f"The encoder {enc.name!r} does not respond to some variable (feature distances "
-            f"{d} for bicubic upsampling); balance_variables cannot weight it."
-        )
-    mean = sum(d) / len(d)
-    return [mean / x for x in d]
+    return dist

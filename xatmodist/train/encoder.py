@@ -18,7 +18,7 @@ from . import _checkpoint as checkpoint
 from ._checkpoint import CHECKPOINT
 from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
 from ._source import FieldSource
-from ._supervised import grid_card
+from ._supervised import grid_card, swap_variable
 
 __all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup", "rank_loss"]
 
@@ -585,7 +585,9 @@ def evaluate_encoder(
             l2.append((net.normaliser(xa) - net.normaliser(xb)).pow(2).mean(dim=(1, 2, 3)))
             # the distance when only one variable moves on to the later time
             alone.append(
-                torch.stack([net.distance(xa, _swap(xa, xb, k)) for k in range(xa.shape[1])], dim=1)
+                torch.stack(
+                    [net.distance(xa, swap_variable(xa, xb, k)) for k in range(xa.shape[1])], dim=1
+                )
             )
     logits = torch.cat(logits)
     expected = (torch.softmax(logits, 1) * torch.arange(n_classes)).sum(1).numpy()
@@ -619,10 +621,3 @@ def evaluate_encoder(
             str(name): float(x / alone.sum()) for name, x in zip(names, alone, strict=True)
         },
     }
-
-
-def _swap(xa, xb, k: int):
-    """``xa`` with channel ``k`` taken from ``xb``."""
-    out = xa.clone()
-    out[:, k] = xb[:, k]
-    return out

@@ -10,33 +10,59 @@ from ..errors import InputError
 from ..zoo import Model
 from ._masks import KINDS, random_masks
 from ._source import FieldSource
-from ._supervised import fit_field_model, init_zscore, load_encoder
+from ._supervised import fit_field_model, init_zscore, load_encoder, swap_variable, variable_weights
 
 __all__ = ["fit_inpainter", "LOSSES"]
 
 LOSSES = ("atmodist", "l2")
 
 
-def _hole_loss(enc, l2_weight: float, std):
-    """Loss on the hole: [alpha * feature distance near the hole] + l2_weight * MSE in it."""
+def _near_hole_distance(enc):
+    """``dist(x, truth, mask[, f_truth])``: feature distance over the cells that see the hole."""
     import torch
     import torch.nn.functional as F
+
+    net = enc.module
+
+    def dist(x, truth, mask, ft=None):
+        if ft is None:
+            with torch.no_grad():
+                ft = net.features(truth)
+        fp = net.features(x)
+        r = mask.shape[-1] // fp.shape[-1]
+        # feature cells whose receptive field reaches into the hole
+        w = F.max_pool2d(F.max_pool2d(mask, r), 3, stride=1, padding=1)
+        d = (fp - ft).pow(2).mean(dim=1, keepdim=True)
+        return (d * w).sum() / w.sum().clamp(min=1.0)
+
+    return dist
+
+
+def _hole_loss(enc, l2_weight: float, std, weights=None):
+    """Loss on the hole: [alpha * feature distance near the hole] + l2_weight * MSE in it.
+
+    With ``weights``, the feature distance is taken per variable (the fill of
+    that variable beside the truth of the others) and weighted.
+    """
+    import torch
+
+    dist = _near_hole_distance(enc) if enc is not None else None
 
     def loss(filled, truth, mask):
         n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
         mse = (((filled - truth) / std).pow(2) * mask).sum() / n_hole
         if enc is None:
             return mse
-        net = enc.module
-        fp = net.features(filled)
-        with torch.no_grad():
-            ft = net.features(truth)
-        r = mask.shape[-1] // fp.shape[-1]
-        # feature cells whose receptive field reaches into the hole
-        w = F.max_pool2d(F.max_pool2d(mask, r), 3, stride=1, padding=1)
-        d = (fp - ft).pow(2).mean(dim=1, keepdim=True)
-        feat = (d * w).sum() / w.sum().clamp(min=1.0)
-        return float(net.alpha) * feat + l2_weight * mse
+        if weights is None:
+            feat = dist(filled, truth, mask)
+        else:
+            with torch.no_grad():
+                ft = enc.module.features(truth)
+            feat = sum(
+                w * dist(swap_variable(truth, filled, k), truth, mask, ft)
+                for k, w in enumerate(weights)
+            )
+        return float(enc.module.alpha) * feat + l2_weight * mse
 
     return loss
 
@@ -47,6 +73,7 @@ def fit_inpainter(
     loss: str = "atmodist",
     encoder: str | Model = "atmodist-swe-vd",
     l2_weight: float = 0.5,
+    balance_variables: bool = False,
     hole: tuple[int, int] = (4, 32),
     hole_kinds: Sequence[str] = KINDS,
     variables: Sequence[Hashable] | None = None,
@@ -90,6 +117,12 @@ def fit_inpainter(
         Encoder defining the AtmoDist loss; it takes the same variables.
     l2_weight : float
         Share of the MSE in the AtmoDist loss.
+    balance_variables : bool
+        AtmoDist loss only: one feature distance per variable (the fill of
+        that variable beside the truth of the others), weighted so that all
+        variables count alike, as in :func:`xatmodist.train.fit_downscaler`;
+        the weights come from filling the holes of 32 training patches with
+        each variable's patch mean.
     hole : (int, int)
         Smallest and largest hole size in grid cells.  The model's card
         records ``max_hole_radius = hole[1] / 2``; :func:`xatmodist.inpaint`
@@ -115,6 +148,7 @@ def fit_inpainter(
         The inpainter with its card (``task="inpainter"``); saved to
         ``out/model`` if ``out`` is given.
     """
+    import numpy as np
     import torch
 
     from ..nn import Inpainter
@@ -141,11 +175,25 @@ def fit_inpainter(
             f"patch_size={patch_size} exceeds the {src.nlat} x {src.nlon} grid; pass a smaller "
             "patch_size (and hole)."
         )
+    if balance_variables and loss != "atmodist":
+        raise InputError(
+            "balance_variables=True weights the AtmoDist feature distance per variable; "
+            f"loss={loss!r} has none. Use loss='atmodist' or drop balance_variables."
+        )
     enc = load_encoder(encoder, src) if loss == "atmodist" else None
     torch.manual_seed(seed)
     net = Inpainter(src.n_channels, width=width, levels=levels, blocks=blocks)
     init_zscore(net, src, seed)
-    hole_loss = _hole_loss(enc, l2_weight, net.std.view(1, -1, 1, 1))
+    weights = None
+    if balance_variables:
+        rng0 = np.random.default_rng([seed, 3])
+        truth = torch.from_numpy(src.sample_fields(32, rng0)[..., :patch_size, :patch_size])
+        mask = torch.from_numpy(random_masks(rng0, len(truth), patch_size, (lo, hi), kinds))
+        mask = mask.to(truth.dtype)
+        flat = truth * (1 - mask) + mask * truth.mean(dim=(2, 3), keepdim=True)
+        dist = _near_hole_distance(enc)
+        weights = variable_weights(enc, truth, flat, lambda x, t: dist(x, t, mask))
+    hole_loss = _hole_loss(enc, l2_weight, net.std.view(1, -1, 1, 1), weights)
 
     def loss_fn(truth, rng):
         mask = torch.from_numpy(random_masks(rng, len(truth), patch_size, (lo, hi), kinds))
@@ -184,6 +232,11 @@ def fit_inpainter(
         training={
             "loss": loss,
             "holes": {"sizes": [lo, hi], "kinds": list(kinds), "per_patch": 1},
+            "variable_weights": (
+                {s["name"]: w for s, w in zip(src.specs, weights, strict=True)}
+                if weights is not None
+                else None
+            ),
         },
         enc=enc,
         l2_weight=l2_weight,
