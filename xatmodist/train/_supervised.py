@@ -31,6 +31,9 @@ __all__ = [
     "freeze",
     "swap_variable",
     "variable_weights",
+    "check_balance",
+    "balanced_distance",
+    "weights_card",
 ]
 
 
@@ -86,6 +89,40 @@ def variable_weights(enc: Model, truth, baseline, distance: Callable) -> list[fl
         )
     mean = sum(d) / len(d)
     return [mean / x for x in d]
+
+
+def check_balance(balance_variables: bool, option: str, loss: str) -> None:
+    """``balance_variables`` needs the AtmoDist loss (``option`` names the loss argument)."""
+    if balance_variables and loss != "atmodist":
+        raise InputError(
+            "balance_variables=True weights the AtmoDist feature distance per variable; "
+            f"{option}={loss!r} has none. Use {option}='atmodist' or drop balance_variables."
+        )
+
+
+def balanced_distance(enc: Model, distance: Callable, pred, truth, weights, *extra):
+    """``distance(pred, truth, *extra)``, or its weighted per-variable sum if ``weights``.
+
+    Per variable ``k``: ``distance`` of the truth with variable ``k`` from
+    ``pred`` (the truth's features computed once and passed as ``ft=``).
+    """
+    import torch
+
+    if weights is None:
+        return distance(pred, truth, *extra)
+    with torch.no_grad():
+        ft = enc.module.features(truth)
+    return sum(
+        w * distance(swap_variable(truth, pred, k), truth, *extra, ft=ft)
+        for k, w in enumerate(weights)
+    )
+
+
+def weights_card(src: FieldSource, weights: list[float] | None) -> dict | None:
+    """The card's ``training.variable_weights``: per variable name, or None."""
+    if weights is None:
+        return None
+    return {s["name"]: w for s, w in zip(src.specs, weights, strict=True)}
 
 
 def grid_card(src: FieldSource) -> dict:

@@ -9,7 +9,15 @@ from pathlib import Path
 from ..errors import InputError
 from ..zoo import Model
 from ._source import FieldSource
-from ._supervised import fit_field_model, init_zscore, load_encoder, swap_variable, variable_weights
+from ._supervised import (
+    balanced_distance,
+    check_balance,
+    fit_field_model,
+    init_zscore,
+    load_encoder,
+    variable_weights,
+    weights_card,
+)
 
 __all__ = ["fit_downscaler", "coarsen"]
 
@@ -121,37 +129,25 @@ def fit_downscaler(
     src = FieldSource(hr, variables, dim, spatial_dims)
     if patch_size > src.nlat:
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")
-    if balance_variables and content_loss != "atmodist":
-        raise InputError(
-            "balance_variables=True weights the AtmoDist feature distance per variable; "
-            f"content_loss={content_loss!r} has none. Use content_loss='atmodist' or drop "
-            "balance_variables."
-        )
+    check_balance(balance_variables, "content_loss", content_loss)
     enc = load_encoder(encoder, src) if content_loss == "atmodist" else None
     torch.manual_seed(seed)
     net = Downscaler(src.n_channels, factor=factor, width=width, blocks=blocks, upsample=upsample)
     init_zscore(net, src, seed)
     std = net.std.view(1, -1, 1, 1)
+    dist = _feature_distance(enc) if enc is not None else None
     weights = None
     if balance_variables:
         truth = torch.from_numpy(src.sample_fields(32, np.random.default_rng([seed, 3])))
         base = F.interpolate(coarsen(truth, factor), scale_factor=factor, mode="bicubic")
-        weights = variable_weights(enc, truth, base, _feature_distance(enc))
+        weights = variable_weights(enc, truth, base, dist)
 
     def loss_fn(truth, rng):
         pred = net(coarsen(truth, factor))
         mse = ((pred - truth) / std).pow(2).mean()
         if enc is None:
             return mse
-        dist = _feature_distance(enc)
-        if weights is None:
-            feat = dist(pred, truth)
-        else:
-            with torch.no_grad():
-                ft = enc.module.features(truth)
-            feat = sum(
-                w * dist(swap_variable(truth, pred, k), truth, ft) for k, w in enumerate(weights)
-            )
+        feat = balanced_distance(enc, dist, pred, truth, weights)
         return float(enc.module.alpha) * feat + l2_weight * mse
 
     return fit_field_model(
@@ -186,11 +182,7 @@ def fit_downscaler(
         training={
             "content_loss": content_loss,
             "coarsening": f"block mean over {factor}x{factor} cells",
-            "variable_weights": (
-                {s["name"]: w for s, w in zip(src.specs, weights, strict=True)}
-                if weights is not None
-                else None
-            ),
+            "variable_weights": weights_card(src, weights),
         },
         enc=enc,
         l2_weight=l2_weight,

@@ -10,7 +10,15 @@ from ..errors import InputError
 from ..zoo import Model
 from ._masks import KINDS, random_masks
 from ._source import FieldSource
-from ._supervised import fit_field_model, init_zscore, load_encoder, swap_variable, variable_weights
+from ._supervised import (
+    balanced_distance,
+    check_balance,
+    fit_field_model,
+    init_zscore,
+    load_encoder,
+    variable_weights,
+    weights_card,
+)
 
 __all__ = ["fit_inpainter", "LOSSES"]
 
@@ -44,8 +52,6 @@ def _hole_loss(enc, l2_weight: float, std, weights=None):
     With ``weights``, the feature distance is taken per variable (the fill of
     that variable beside the truth of the others) and weighted.
     """
-    import torch
-
     dist = _near_hole_distance(enc) if enc is not None else None
 
     def loss(filled, truth, mask):
@@ -53,15 +59,7 @@ def _hole_loss(enc, l2_weight: float, std, weights=None):
         mse = (((filled - truth) / std).pow(2) * mask).sum() / n_hole
         if enc is None:
             return mse
-        if weights is None:
-            feat = dist(filled, truth, mask)
-        else:
-            with torch.no_grad():
-                ft = enc.module.features(truth)
-            feat = sum(
-                w * dist(swap_variable(truth, filled, k), truth, mask, ft)
-                for k, w in enumerate(weights)
-            )
+        feat = balanced_distance(enc, dist, filled, truth, weights, mask)
         return float(enc.module.alpha) * feat + l2_weight * mse
 
     return loss
@@ -175,11 +173,7 @@ def fit_inpainter(
             f"patch_size={patch_size} exceeds the {src.nlat} x {src.nlon} grid; pass a smaller "
             "patch_size (and hole)."
         )
-    if balance_variables and loss != "atmodist":
-        raise InputError(
-            "balance_variables=True weights the AtmoDist feature distance per variable; "
-            f"loss={loss!r} has none. Use loss='atmodist' or drop balance_variables."
-        )
+    check_balance(balance_variables, "loss", loss)
     enc = load_encoder(encoder, src) if loss == "atmodist" else None
     torch.manual_seed(seed)
     net = Inpainter(src.n_channels, width=width, levels=levels, blocks=blocks)
@@ -232,11 +226,7 @@ def fit_inpainter(
         training={
             "loss": loss,
             "holes": {"sizes": [lo, hi], "kinds": list(kinds), "per_patch": 1},
-            "variable_weights": (
-                {s["name"]: w for s, w in zip(src.specs, weights, strict=True)}
-                if weights is not None
-                else None
-            ),
+            "variable_weights": weights_card(src, weights),
         },
         enc=enc,
         l2_weight=l2_weight,
