@@ -233,6 +233,13 @@ def fit_encoder(
             "its feature grid would not tile the patch. Choose a patch_size that is a multiple "
             f"of {reduction}, or a smaller stem_stride."
         )
+    given = rank_weight
+    try:
+        rank_weight = float(rank_weight)
+    except (TypeError, ValueError):
+        rank_weight = math.nan
+    if not math.isfinite(rank_weight) or rank_weight < 0:
+        raise InputError(f"rank_weight must be a finite number >= 0; got {given!r}.")
     block_length = block_length or max(4 * max_steps, 16)
     if block_length > src.n_time:
         block_length = src.n_time
@@ -257,13 +264,6 @@ def fit_encoder(
         out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(seed)
-    given = rank_weight
-    try:
-        rank_weight = float(rank_weight)
-    except (TypeError, ValueError):
-        rank_weight = math.nan
-    if not math.isfinite(rank_weight) or rank_weight < 0:
-        raise InputError(f"rank_weight must be a finite number >= 0; got {given!r}.")
     net = AtmoDistNet(
         src.n_channels, n_classes, widths=tuple(widths), blocks=blocks, stem_stride=stem_stride
     )
@@ -583,10 +583,16 @@ def evaluate_encoder(
             logits.append(net(xa, xb))
             dist.append(net.distance(xa, xb))
             l2.append((net.normaliser(xa) - net.normaliser(xb)).pow(2).mean(dim=(1, 2, 3)))
-            # the distance when only one variable moves on to the later time
+            # the distance when only one variable moves on to the later time (xa encoded once)
+            fa = net.features(xa)
             alone.append(
                 torch.stack(
-                    [net.distance(xa, swap_variable(xa, xb, k)) for k in range(xa.shape[1])], dim=1
+                    [
+                        net.alpha
+                        * (net.features(swap_variable(xa, xb, k)) - fa).pow(2).mean(dim=(1, 2, 3))
+                        for k in range(xa.shape[1])
+                    ],
+                    dim=1,
                 )
             )
     logits = torch.cat(logits)
