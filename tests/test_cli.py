@@ -99,11 +99,11 @@ def test_simulate_train_evaluate_resume(tmp_path, capsys):
     assert {"top1", "within1", "spearman_learned", "spearman_l2"} <= set(metrics)
     # the v2 recipe's options: patchify stem and the distance ranking term
     v2 = [*train[:-4], "--out", str(tmp_path / "run3"), "--name", "cli-v2"]
-    v2 += ["--widths", "8", "16", "--stem-stride", "2", "--rank-weight", "0.5"]
+    v2 += ["--widths", "8", "16", "--stem-stride", "2", "--rank-weight", "0.5", "--projection"]
     assert main(v2) == 0
     card = json.loads((tmp_path / "run3" / "model" / "card.json").read_text())
     assert card["args"]["stem_stride"] == 2 and card["args"]["widths"] == [8, 16]
-    assert card["training"]["rank_weight"] == 0.5
+    assert card["training"]["rank_weight"] == 0.5 and card["args"]["projection"] is True
 
 
 def test_errors_exit_2_with_message(tmp_path, capsys):

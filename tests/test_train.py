@@ -258,6 +258,38 @@ def test_rank_weight_and_patchify_stem_train(tmp_path):
     )
 
 
+def test_projection_head_defines_the_distance(tmp_path):
+    """projection=True: the lag head reads the trunk, the distance the projected features."""
+    import torch
+
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    m = fit_encoder(ds, epochs=1, seed=0, rank_weight=1.0, projection=True, **SMALL)
+    assert m.card["args"]["projection"] is True
+    assert "projection" in m.card["distance"]["definition"]
+    net = m.module.eval()
+    x = torch.from_numpy(np.stack([ds.vo.values[:4, :16, :16], ds.d.values[:4, :16, :16]], 1))
+    y = torch.from_numpy(np.stack([ds.vo.values[4:8, :16, :16], ds.d.values[4:8, :16, :16]], 1))
+    with torch.inference_mode():
+        trunk, feats = net.trunk(x), net.features(x)
+        assert feats.shape == trunk.shape and not torch.allclose(feats, trunk)
+        expected = net.alpha * (net.features(x) - net.features(y)).pow(2).mean(dim=(1, 2, 3))
+        np.testing.assert_allclose(net.distance(x, y), expected, rtol=1e-6)
+        raw = net.logits_and_distance(x, y)[1]
+        np.testing.assert_allclose(net.alpha * raw, expected, rtol=1e-5)
+    # the projection travels with the weights: a saved and reloaded model gives the same
+    m.save(tmp_path / "m")
+    loaded = xatmodist.load_model(tmp_path / "m").module
+    with torch.inference_mode():
+        np.testing.assert_allclose(loaded.distance(x, y), net.distance(x, y), rtol=1e-6)
+    # a plain model has no projection parameters; its features are the trunk's
+    plain = fit_encoder(ds, epochs=1, seed=0, rank_weight=1.0, **SMALL)
+    assert "projection" not in plain.card["args"]
+    assert not any(k.startswith("projection.") for k in plain.module.state_dict())
+    with torch.inference_mode():
+        pn = plain.module.eval()
+        assert torch.equal(pn.features(x), pn.trunk(x))
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
@@ -267,6 +299,8 @@ def test_rank_weight_and_patchify_stem_train(tmp_path):
         ({"stem_stride": 0}, "stem_stride must be a positive integer"),
         ({"stem_stride": 1.5}, "stem_stride must be a positive integer"),
         ({"stem_stride": 3}, r"not a multiple of the encoder's reduction 6.*multiple of 6"),
+        ({"projection": True}, r"projection=True needs rank_weight > 0.*rank_weight=2.0"),
+        ({"projection": "yes", "rank_weight": 1.0}, "projection must be True or False; got 'yes'"),
     ],
 )
 def test_fit_encoder_architecture_errors(kw, match):

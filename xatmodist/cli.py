@@ -86,6 +86,7 @@ def _train_encoder(args) -> int:
         widths=tuple(args.widths),
         stem_stride=args.stem_stride,
         rank_weight=args.rank_weight,
+        projection=args.projection,
     )
     print(f"saved {model.name} to {Path(args.out) / 'model'}")
     return 0
@@ -203,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--stem-stride", type=int, default=1, help="patchify stem stride (1: 3x3)")
     te.add_argument(
         "--rank-weight", type=float, default=0.0, help="weight of the distance ranking term"
+    )
+    te.add_argument(
+        "--projection",
+        action="store_true",
+        help="take the distance on a learned 1x1 projection (needs --rank-weight > 0)",
     )
     te.add_argument("--val-every", type=int, default=10, help="every n-th time block validates")
     te.add_argument("--block-length", type=int, default=None, help="time steps per block")

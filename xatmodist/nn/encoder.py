@@ -169,6 +169,14 @@ class AtmoDistNet(nn.Module):
         Passed to :class:`Encoder`.
     log_scale : float
         Passed to :class:`Normaliser`.
+    projection : bool
+        False (the paper's layout): the distance is taken on the trunk's last
+        stage.  True: on a per-location projection of it (1x1 convolution,
+        ReLU, 1x1 convolution, same width), as the projection heads of
+        contrastive learning.  The lag head still reads the trunk; the
+        projection is shaped by the ranking term of training
+        (``fit_encoder(rank_weight=...)``), so the distance space does not have
+        to be the space the classifier needs.
     """
 
     def __init__(
@@ -179,11 +187,17 @@ class AtmoDistNet(nn.Module):
         blocks: int = 1,
         log_scale: float = 0.2,
         stem_stride: int = 1,
+        projection: bool = False,
     ) -> None:
         super().__init__()
         self.normaliser = Normaliser(in_channels, log_scale)
         self.encoder = Encoder(in_channels, widths, blocks, stem_stride)
         c = self.encoder.out_channels
+        self.projection = (
+            nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 1))
+            if projection
+            else nn.Identity()
+        )
         self.head = nn.Sequential(
             nn.Conv2d(3 * c, c, 3, padding=1, bias=False),
             nn.BatchNorm2d(c),
@@ -201,9 +215,13 @@ class AtmoDistNet(nn.Module):
         # state dict keeps the layout, saving makes contiguous copies
         self.to(memory_format=torch.channels_last)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder features of raw fields ``x`` (B, C, H, W)."""
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's last-stage features of raw fields ``x`` (B, C, H, W): the head's input."""
         return self.encoder(self.normaliser(x).contiguous(memory_format=torch.channels_last))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the distance is taken on (the trunk's, projected if so built)."""
+        return self.projection(self.trunk(x))
 
     def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Lag-class logits for pairs (earlier ``xa``, later ``xb``)."""
@@ -217,10 +235,11 @@ class AtmoDistNet(nn.Module):
         Training uses both: the cross-entropy on the logits and, optionally, a
         ranking term that orders the distances by lag.
         """
-        f = self.features(torch.cat([xa, xb], dim=0))
+        f = self.trunk(torch.cat([xa, xb], dim=0))
         fa, fb = f.chunk(2, dim=0)
         logits = self.head(torch.cat([fa, fb, (fa - fb).abs()], dim=1))
-        return logits, (fa - fb).pow(2).mean(dim=(1, 2, 3))
+        pa, pb = self.projection(f).chunk(2, dim=0)
+        return logits, (pa - pb).pow(2).mean(dim=(1, 2, 3))
 
     def distance(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2)."""

@@ -118,6 +118,7 @@ def fit_encoder(
     blocks: int = 1,
     stem_stride: int = 1,
     rank_weight: float = 0.0,
+    projection: bool = False,
     block_length: int | None = None,
     val_every: int = 10,
     val_pairs: int = 2048,
@@ -167,6 +168,10 @@ def fit_encoder(
         makes the feature distance itself grow with lag across locations; this
         term does (it directly optimises the rank correlation of distance and
         lag).  0 (default) trains with the cross-entropy only, as the paper.
+    projection : bool
+        Take the distance on a learned per-location projection of the trunk's
+        features (see :class:`xatmodist.nn.AtmoDistNet`); needs
+        ``rank_weight > 0``, the only term that trains it.
     block_length : int, optional
         Time steps per block (default ``max(4 * max_lag_steps, 16)``).
     val_every, val_pairs
@@ -240,6 +245,14 @@ def fit_encoder(
         rank_weight = math.nan
     if not math.isfinite(rank_weight) or rank_weight < 0:
         raise InputError(f"rank_weight must be a finite number >= 0; got {given!r}.")
+    if not isinstance(projection, bool | np.bool_):
+        raise InputError(f"projection must be True or False; got {projection!r}.")
+    if projection and rank_weight == 0:
+        raise InputError(
+            "projection=True needs rank_weight > 0: the ranking term is the only loss that "
+            "trains the projection (the lag head reads the trunk). Pass e.g. rank_weight=2.0, "
+            "or projection=False."
+        )
     block_length = block_length or max(4 * max_steps, 16)
     if block_length > src.n_time:
         block_length = src.n_time
@@ -265,7 +278,12 @@ def fit_encoder(
 
     torch.manual_seed(seed)
     net = AtmoDistNet(
-        src.n_channels, n_classes, widths=tuple(widths), blocks=blocks, stem_stride=stem_stride
+        src.n_channels,
+        n_classes,
+        widths=tuple(widths),
+        blocks=blocks,
+        stem_stride=stem_stride,
+        projection=bool(projection),
     )
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, pairs_per_epoch // batch_size)
@@ -409,6 +427,7 @@ def fit_encoder(
             "blocks": blocks,
             "stem_stride": int(stem_stride),
             "log_scale": net.normaliser.log_scale,
+            **({"projection": True} if projection else {}),
         },
         "variables": [{k: s[k] for k in ("name", "standard_name", "units")} for s in src.specs],
         "grid": grid_card(src),
@@ -426,7 +445,8 @@ def fit_encoder(
         },
         "distance": {
             "definition": "alpha * mean over features and grid of (f(a) - f(b))**2, f = encoder "
-            "output (last stage)",
+            "output (last stage"
+            + (", through the learned 1x1 projection)" if projection else ")"),
             "alpha": alpha,
             "alpha_fit": "mean MSE of normalised fields / mean feature distance over validation "
             "pairs in the largest third of the lag classes",
