@@ -103,14 +103,19 @@ def rows_from(results: dict) -> list[dict]:
         if "skipped" in r:
             rows.append(_skipped("learned distance vs LPIPS (alex, random)", r["skipped"]))
         else:
-            rows.append(
-                _row(
-                    "learned distance vs LPIPS (alex, random)",
-                    f"{r['learned_fields_per_s']:.1f} fields/s",
-                    f"{r['lpips_fields_per_s']:.1f} fields/s",
-                    r["ratio"],
+            per_model = r.get("models") or {"default encoder": r}
+            for name, m in per_model.items():
+                tag = " (default)" if name == r.get("default_model") else ""
+                rows.append(
+                    _row(
+                        f"learned distance, {name}{tag} vs LPIPS (alex, random)",
+                        f"{m['learned_fields_per_s']:.1f} fields/s",
+                        f"{r['lpips_fields_per_s']:.1f} fields/s",
+                        m["ratio"],
+                        1.0,
+                        ">=",
+                    )
                 )
-            )
     r = results.get("memory")
     if r is not None:
         rows.append(

@@ -266,10 +266,13 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
 # --------------------------------------------------------------------------- lpips
 
 
-def bench_lpips(n: int = 100, repeat: int = 2) -> dict:
+def bench_lpips(n: int = 100, repeat: int = 2, models=None) -> dict:
     """Fields/s of the learned distance (accessor, numpy) vs LPIPS on the same fields.
 
-    Returns ``{"skipped": reason}`` if lpips cannot be imported or built offline.
+    Every encoder in ``models`` (default: all encoders in the zoo) is timed
+    against the same LPIPS baseline; the default encoder's figures are also the
+    top-level ``learned_fields_per_s`` and ``ratio``.  Returns
+    ``{"skipped": reason}`` if lpips cannot be imported or built offline.
     """
     try:
         import lpips
@@ -306,12 +309,20 @@ def bench_lpips(n: int = 100, repeat: int = 2) -> dict:
                 [net(xa[i : i + batch], xb[i : i + batch]).flatten() for i in range(0, n, batch)]
             )
 
-    def run_learned():
-        return a.atmodist.distance(b).values
+    models = list(models or xatmodist.list_models(task="encoder"))
+    default = xatmodist.zoo.DEFAULT_ENCODER
 
-    run_lpips(), run_learned()
+    def run_learned(name):
+        return a.atmodist.distance(b, model=name).values
+
+    run_lpips()
     t_lp = _best(run_lpips, repeat)
-    t_ld = _best(run_learned, repeat)
+    per_model = {}
+    for name in models:
+        run_learned(name)  # load and warm up
+        t_ld = _best(lambda name=name: run_learned(name), repeat)
+        per_model[name] = {"learned_fields_per_s": n_fields / t_ld, "ratio": t_lp / t_ld}
+    top = per_model.get(default) or next(iter(per_model.values()))
     return {
         "n_fields": n_fields,
         "grid": [64, 128],
@@ -323,8 +334,9 @@ def bench_lpips(n: int = 100, repeat: int = 2) -> dict:
             "batch": batch,
         },
         "lpips_fields_per_s": n_fields / t_lp,
-        "learned_fields_per_s": n_fields / t_ld,
-        "ratio": t_lp / t_ld,
+        "default_model": default,
+        **top,
+        "models": per_model,
     }
 
 
