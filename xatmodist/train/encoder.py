@@ -445,8 +445,7 @@ def fit_encoder(
         },
         "distance": {
             "definition": "alpha * mean over features and grid of (f(a) - f(b))**2, f = encoder "
-            "output (last stage"
-            + (", through the learned 1x1 projection)" if projection else ")"),
+            "output (last stage" + (", through the learned 1x1 projection)" if projection else ")"),
             "alpha": alpha,
             "alpha_fit": "mean MSE of normalised fields / mean feature distance over validation "
             "pairs in the largest third of the lag classes",
