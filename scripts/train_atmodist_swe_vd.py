@@ -47,6 +47,14 @@ RECIPES = {
         "stem_stride": 2,
         "rank_weight": 2.0,
     },
+    "atmodist-swe-vd-v3": {
+        "epochs": 32,
+        "pairs_per_epoch": 32768,
+        "batch_size": 64,
+        "widths": (32, 64, 128),
+        "stem_stride": 2,
+        "rank_weight": 8.0,
+    },
 }
 
 

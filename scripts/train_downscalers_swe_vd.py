@@ -12,6 +12,15 @@ steps and seed (resize-convolution upsampling; the AtmoDist loss has a 0.5
 l2 share); they differ only in the content loss.  ``--upsample shuffle
 --l2-weight 0.1`` gives the first version (sub-pixel convolution), kept for
 comparison.  Resumable.  Evaluate with ``python -m benchmarks.eval_downscaling``.
+
+The adversarial twins follow PhIRE (the GAN the AtmoDist paper used): start
+from the content-loss model and fine-tune with a discriminator::
+
+    python scripts/train_downscalers_swe_vd.py --loss atmodist --adversarial
+    python scripts/train_downscalers_swe_vd.py --loss l2 --adversarial
+
+(``--init`` defaults to the twin without the GAN term; ``--epochs``/``--lr``
+default to a short fine-tuning schedule when ``--adversarial`` is given.)
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ SETTINGS = {
 }
 
 
+#: the GAN fine-tuning schedule (PhIRE's GAN stage learning rate)
+GAN_SETTINGS = {"epochs": 4, "lr": 1e-4}
+
+
 def main() -> None:
     """Train one downscaler and save it (default: to pretrained/)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,12 +63,25 @@ def main() -> None:
     p.add_argument(
         "--balance-variables", action="store_true", help="per-variable AtmoDist loss, balanced"
     )
+    p.add_argument("--adversarial", action="store_true", help="fine-tune with the GAN term")
+    p.add_argument("--adversarial-weight", type=float, default=1e-3)
+    p.add_argument("--init", default=None, help="start from this downscaler")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    name = args.name or (
-        "downscale-swe-vd-x4" if args.loss == "atmodist" else "downscale-swe-vd-x4-l2"
-    )
+    twin = "downscale-swe-vd-x4" if args.loss == "atmodist" else "downscale-swe-vd-x4-l2"
+    name = args.name or (twin + "-gan" if args.adversarial else twin)
+    settings = dict(SETTINGS)
+    init = args.init
+    if args.adversarial:
+        settings.update(GAN_SETTINGS)
+        init = init or f"{args.save_to}/{twin}"
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    if args.lr is not None:
+        settings["lr"] = args.lr
     hr = xr.open_zarr(Path(args.workdir) / "swe_train.zarr")
     model = fit_downscaler(
         hr,
@@ -65,12 +91,15 @@ def main() -> None:
         l2_weight=args.l2_weight,
         balance_variables=args.balance_variables,
         upsample=args.upsample,
+        adversarial=args.adversarial,
+        adversarial_weight=args.adversarial_weight,
+        init=init,
         out=Path(args.workdir) / f"train_{name}_{args.upsample}_l2w{args.l2_weight:g}",
         resume=True,
         name=name,
         threads=args.threads,
         data_description="shallow_water defaults, training runs seeds 0..95 (as the encoder)",
-        **SETTINGS,
+        **settings,
     )
     cmd = f"python scripts/train_downscalers_swe_vd.py --loss {args.loss}"
     if args.loss == "atmodist":
@@ -83,6 +112,13 @@ def main() -> None:
         cmd += f" --encoder {args.encoder}"
     if args.balance_variables:
         cmd += " --balance-variables"
+    if args.adversarial:
+        cmd += f" --adversarial --adversarial-weight {args.adversarial_weight:g}"
+        cmd += f" --init {init}" if args.init else ""
+    if args.epochs is not None:
+        cmd += f" --epochs {args.epochs}"
+    if args.lr is not None:
+        cmd += f" --lr {args.lr:g}"
     model.card["training"]["command"] = cmd
     model.save(Path(args.save_to) / name)
 

@@ -120,3 +120,25 @@ def test_console_script_entry_point():
     )
     assert r.returncode == 0 and "simulate" in r.stdout
     assert xatmodist.__version__
+
+
+def test_train_downscaler_and_inpainter(tmp_path, capsys):
+    """The field-model trainers from the command line, GAN fine-tuning included."""
+    nc = tmp_path / "hr.nc"
+    synthetic_fields(n_time=8, nlat=32, nlon=64, seed=5).to_netcdf(nc)
+    small = ["--patch-size", "16", "--epochs", "1", "--samples-per-epoch", "16"]
+    small += ["--batch-size", "8", "--threads", "1"]
+    base = ["train", "downscaler", str(nc), "--loss", "l2", *small, "--upsample", "resize"]
+    assert main([*base, "--out", str(tmp_path / "ds"), "--name", "cli-ds"]) == 0
+    first = tmp_path / "ds" / "model"
+    gan = [*base, "--out", str(tmp_path / "gan"), "--adversarial", "--init", str(first)]
+    assert main([*gan, "--adversarial-weight", "0.01"]) == 0
+    card = json.loads((tmp_path / "gan" / "model" / "card.json").read_text())
+    assert card["args"]["upsample"] == "resize"
+    assert card["training"]["adversarial"]["weight"] == 0.01
+    assert card["training"]["init"]["name"] == "cli-ds"
+    inp = ["train", "inpainter", str(nc), "--loss", "l2", *small, "--hole", "4", "8"]
+    assert main([*inp, "--out", str(tmp_path / "inp")]) == 0
+    card = json.loads((tmp_path / "inp" / "model" / "card.json").read_text())
+    assert card["task"] == "inpainter" and card["training"]["holes"]["sizes"] == [4, 8]
+    assert "saved" in capsys.readouterr().out

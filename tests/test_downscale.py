@@ -173,3 +173,47 @@ def test_pretrained_default_on_sample_and_real_era5(shared_data):
     with pytest.warns(xatmodist.OutOfDistributionWarning, match="trained on"):
         hi = xatmodist.downscale(vd)
     assert hi.vo.shape == (2, 164, 164) and np.isfinite(hi.vo).all()
+
+
+def test_adversarial_fine_tuning_from_init_resumes_exactly(hr, l2_model, tmp_path):
+    """PhIRE's recipe: start from a trained downscaler, add the GAN term; exact resume."""
+    kw = {**SMALL, "epochs": 2, "content_loss": "l2", "adversarial": True, "init": l2_model}
+    kw["adversarial_weight"] = 0.5  # large, so one epoch visibly moves the weights
+    full = fit_downscaler(hr, out=tmp_path / "a", **kw)
+    adv = full.card["training"]["adversarial"]
+    assert adv["weight"] == 0.5 and adv["discriminator"]["architecture"] == "PatchDiscriminator"
+    assert full.card["training"]["init"] == {"name": l2_model.name, "sha256": l2_model.sha256}
+    hist = full.card["training"]["history"]
+    assert len(hist) == 2 and all(0 < h["disc_real"] < 1 and 0 < h["disc_fake"] < 1 for h in hist)
+    # the discriminator is not part of the saved downscaler
+    assert not any("disc" in k for k in full.module.state_dict())
+    # it starts from the init model's weights and statistics, and moves away from them
+    start = l2_model.module.state_dict()
+    got = full.module.state_dict()
+    assert np.array_equal(got["std"].numpy(), start["std"].numpy())
+    assert not np.allclose(got["head.weight"].numpy(), start["head.weight"].numpy())
+    # the same run without the GAN term ends elsewhere
+    plain = fit_downscaler(hr, **{**kw, "adversarial": False})
+    assert plain.card["training"]["adversarial"] is None
+    assert not np.allclose(plain.module.state_dict()["head.weight"].numpy(), got["head.weight"])
+    # stop after one epoch, resume: bitwise the uninterrupted run (discriminator restored)
+    fit_downscaler(hr, out=tmp_path / "b", stop_after=1, **kw)
+    resumed = fit_downscaler(hr, out=tmp_path / "b", resume=True, **kw)
+    for k, t in got.items():
+        assert np.array_equal(t.numpy(), resumed.module.state_dict()[k].numpy()), k
+
+
+def test_adversarial_and_init_errors(hr, l2_model, tiny_model):
+    with pytest.raises(xatmodist.InputError, match="adversarial must be True or False; got 'yes'"):
+        fit_downscaler(hr, content_loss="l2", adversarial="yes", **SMALL)
+    for bad in (0, -1e-3, float("nan"), "big"):
+        with pytest.raises(xatmodist.InputError, match="adversarial_weight must be a finite"):
+            fit_downscaler(hr, content_loss="l2", adversarial=True, adversarial_weight=bad, **SMALL)
+    with pytest.raises(xatmodist.InputError, match="is a 'encoder' model; fine-tuning starts"):
+        fit_downscaler(hr, content_loss="l2", init=tiny_model, **SMALL)
+    with pytest.raises(xatmodist.InputError, match=r"does not fit these arguments: \{'width'"):
+        fit_downscaler(hr, content_loss="l2", init=l2_model, **{**SMALL, "width": 16})
+    with pytest.raises(xatmodist.InputError, match=r"was trained on \['vo', 'd'\]"):
+        fit_downscaler(hr, content_loss="l2", init=l2_model, variables=["d", "vo"], **SMALL)
+    with pytest.raises(xatmodist.ModelNotFoundError):
+        fit_downscaler(hr, content_loss="l2", init="no-such-downscaler", **SMALL)

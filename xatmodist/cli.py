@@ -118,6 +118,10 @@ def _train_field_model(args) -> int:
             factor=args.factor,
             content_loss=args.loss,
             balance_variables=args.balance_variables,
+            upsample=args.upsample,
+            adversarial=args.adversarial,
+            adversarial_weight=args.adversarial_weight,
+            init=args.init,
             **common,
         )
     else:
@@ -250,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if what == "downscaler":
             tf.add_argument("--factor", type=int, default=4)
+            tf.add_argument("--upsample", choices=["shuffle", "resize"], default="shuffle")
+            tf.add_argument("--adversarial", action="store_true", help="add the GAN term (PhIRE)")
+            tf.add_argument("--adversarial-weight", type=float, default=1e-3)
+            tf.add_argument("--init", default=None, help="downscaler to start from (name/path)")
         else:
             tf.add_argument("--hole", type=int, nargs=2, default=[4, 32], help="min max size")
         tf.set_defaults(func=_train_field_model)

@@ -43,7 +43,7 @@ def distance(
         standard_name, name, or ``variables=``).  Non-spatial dims are
         broadcast and aligned like any xarray operation.
     model : str, path or Model, optional
-        Encoder to use (default ``"atmodist-swe-vd"``).
+        Encoder to use (default: the zoo's default, ``xatmodist.zoo.DEFAULT_ENCODER``).
     variables : mapping or sequence, optional
         Model variable name -> dataset variable name.
     spatial_dims : (lat, lon), optional
@@ -117,7 +117,7 @@ def embed(
     a : Dataset or DataArray
         Fields with the model's variables.
     model : str, path or Model, optional
-        Encoder (default ``"atmodist-swe-vd"``).
+        Encoder (default: ``xatmodist.zoo.DEFAULT_ENCODER``).
     pool : {"mean", "tile", "none"}
         ``"mean"``: one feature vector per field (dim ``feature``);
         ``"tile"``: one per patch (``patch_lat``, ``patch_lon``, ``feature``);

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .discriminator import PatchDiscriminator
 from .downscaler import Downscaler
 from .encoder import AtmoDistNet, Encoder, Normaliser, ResBlock
 from .inpainter import Inpainter
@@ -19,6 +20,7 @@ __all__ = [
     "Encoder",
     "Inpainter",
     "Normaliser",
+    "PatchDiscriminator",
     "ResBlock",
     "build",
 ]

@@ -42,11 +42,17 @@ def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def restore(state: dict, net, opt, sched) -> tuple[int, list, float]:
-    """Load ``state`` into the objects; return (next epoch, history, train seconds)."""
+def restore(state: dict, net, opt, sched, extra: dict | None = None) -> tuple[int, list, float]:
+    """Load ``state`` into the objects; return (next epoch, history, train seconds).
+
+    ``extra``: more objects with ``load_state_dict`` (e.g. a discriminator and
+    its optimizer), by the names they were saved under.
+    """
     net.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
+    for key, obj in (extra or {}).items():
+        obj.load_state_dict(state["extra"][key])
     return int(state["epoch"]) + 1, json.loads(state["history"]), float(state["train_seconds"])
 
 
@@ -55,8 +61,21 @@ def reset_log(out: Path, history: list) -> None:
     atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in history))
 
 
-def save(out: Path, *, epoch: int, net, opt, sched, history: list, seconds: float) -> None:
-    """Checkpoint after ``epoch``, then append its metrics line (``history[-1]``)."""
+def save(
+    out: Path,
+    *,
+    epoch: int,
+    net,
+    opt,
+    sched,
+    history: list,
+    seconds: float,
+    extra: dict | None = None,
+) -> None:
+    """Checkpoint after ``epoch``, then append its metrics line (``history[-1]``).
+
+    ``extra``: more objects with ``state_dict`` to save, by name.
+    """
     atomic_save(
         {
             "epoch": epoch,
@@ -65,6 +84,7 @@ def save(out: Path, *, epoch: int, net, opt, sched, history: list, seconds: floa
             "scheduler": sched.state_dict(),
             "history": json.dumps(history),
             "train_seconds": seconds,
+            **({"extra": {k: v.state_dict() for k, v in extra.items()}} if extra else {}),
         },
         out / CHECKPOINT,
     )

@@ -159,6 +159,8 @@ def fit_patches(
     resume: bool,
     progress: bool,
     stop_after: int | None = None,
+    extra_state: dict | None = None,
+    epoch_stats: Callable[[], dict] | None = None,
 ) -> tuple[list[dict], float]:
     """Train ``net`` on random patches; return (history, training seconds).
 
@@ -166,6 +168,10 @@ def fit_patches(
     generator seeded by (seed, epoch), so a resumed run draws what an
     uninterrupted one would.  ``stop_after`` ends the run after that many
     epochs of the schedule (for time-limited jobs; continue with ``resume``).
+    ``extra_state``: objects the loss updates itself (an adversarial
+    discriminator and its optimizer), checkpointed and restored with the rest.
+    ``epoch_stats()``: more entries for each epoch's history record (called
+    once at the end of the epoch).
     """
     import torch
     from tqdm.auto import tqdm
@@ -185,7 +191,9 @@ def fit_patches(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
-        start, history, seconds = checkpoint.restore(checkpoint.load(ckpt), net, opt, sched)
+        start, history, seconds = checkpoint.restore(
+            checkpoint.load(ckpt), net, opt, sched, extra_state
+        )
     if out is not None:
         checkpoint.reset_log(out, history)
     end = epochs if stop_after is None else min(epochs, int(stop_after))
@@ -228,10 +236,19 @@ def fit_patches(
         el = time.perf_counter() - t0
         seconds += el
         rec = {"epoch": epoch + 1, "loss": total / max(seen, 1), "samples_per_second": seen / el}
+        if epoch_stats is not None:
+            rec.update(epoch_stats())
         history.append(rec)
         if out is not None:
             checkpoint.save(
-                out, epoch=epoch, net=net, opt=opt, sched=sched, history=history, seconds=seconds
+                out,
+                epoch=epoch,
+                net=net,
+                opt=opt,
+                sched=sched,
+                history=history,
+                seconds=seconds,
+                extra=extra_state,
             )
     freeze(net)
     return history, seconds
@@ -252,6 +269,8 @@ def fit_field_model(
     enc: Model | None,
     l2_weight: float,
     data_description: str | None,
+    extra_state: dict | None = None,
+    epoch_stats: Callable[[], dict] | None = None,
 ) -> Model:
     """Train with :func:`fit_patches`, then complete ``card`` and save to ``out/model``.
 
@@ -267,6 +286,8 @@ def fit_field_model(
         resume=resume,
         progress=progress,
         stop_after=stop_after,
+        extra_state=extra_state,
+        epoch_stats=epoch_stats,
         **schedule,
     )
     card = {

@@ -6,8 +6,9 @@ import os
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
+from .._validate import positive_float
 from ..errors import InputError
-from ..zoo import Model
+from ..zoo import Model, load_model
 from ._source import FieldSource
 from ._supervised import (
     balanced_distance,
@@ -50,6 +51,9 @@ def fit_downscaler(
     width: int = 48,
     blocks: int = 6,
     upsample: str = "shuffle",
+    adversarial: bool = False,
+    adversarial_weight: float = 1e-3,
+    init: str | os.PathLike | Model | None = None,
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
@@ -97,6 +101,19 @@ def fit_downscaler(
         Optimisation (Adam, cosine decay).
     width, blocks, upsample
         Architecture (see :class:`xatmodist.nn.Downscaler`).
+    adversarial : bool
+        Add a GAN term as in PhIRE (Stengel et al. 2020), the super-resolution
+        GAN the AtmoDist paper trained: a :class:`xatmodist.nn.PatchDiscriminator`
+        on z-scored fields is updated once per step (Adam, betas 0.5/0.999) and
+        the downscaler's loss gains ``adversarial_weight`` times the
+        non-saturating generator loss.  PhIRE pretrains without it and then
+        fine-tunes with it: pass the pretrained model as ``init``.  The
+        discriminator is checkpointed (exact resume) but not saved with the model.
+    adversarial_weight : float
+        Weight of the generator's adversarial loss (PhIRE: 1e-3).
+    init : str, path or Model, optional
+        A trained downscaler to start from (same variables and architecture);
+        its z-score statistics are kept.
     seed, out, resume, stop_after, name, threads, progress, data_description
         As in :func:`xatmodist.train.fit_encoder` (checkpoints each epoch,
         exact resume).
@@ -130,11 +147,29 @@ def fit_downscaler(
     if patch_size > src.nlat:
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")
     check_balance(balance_variables, "content_loss", content_loss)
+    if not isinstance(adversarial, bool | np.bool_):
+        raise InputError(f"adversarial must be True or False; got {adversarial!r}.")
+    adversarial_weight = positive_float(
+        adversarial_weight,
+        "adversarial_weight must be a finite number > 0 (PhIRE: 1e-3); "
+        f"got {adversarial_weight!r}.",
+    )
     enc = load_encoder(encoder, src) if content_loss == "atmodist" else None
+    args = {
+        "in_channels": src.n_channels,
+        "factor": factor,
+        "width": width,
+        "blocks": blocks,
+        "upsample": upsample,
+    }
+    start = _start_model(init, args, src) if init is not None else None
     torch.manual_seed(seed)
-    net = Downscaler(src.n_channels, factor=factor, width=width, blocks=blocks, upsample=upsample)
-    init_zscore(net, src, seed)
-    std = net.std.view(1, -1, 1, 1)
+    net = Downscaler(**args)
+    if start is None:
+        init_zscore(net, src, seed)
+    else:
+        net.load_state_dict(start.module.state_dict())
+    mean, std = net.mean.view(1, -1, 1, 1), net.std.view(1, -1, 1, 1)
     dist = _feature_distance(enc) if enc is not None else None
     weights = None
     if balance_variables:
@@ -142,13 +177,21 @@ def fit_downscaler(
         base = F.interpolate(coarsen(truth, factor), scale_factor=factor, mode="bicubic")
         weights = variable_weights(enc, truth, base, dist)
 
+    critic = _Critic(src.n_channels, lr) if adversarial else None
+
     def loss_fn(truth, rng):
         pred = net(coarsen(truth, factor))
         mse = ((pred - truth) / std).pow(2).mean()
         if enc is None:
-            return mse
-        feat = balanced_distance(enc, dist, pred, truth, weights)
-        return float(enc.module.alpha) * feat + l2_weight * mse
+            loss = mse
+        else:
+            feat = balanced_distance(enc, dist, pred, truth, weights)
+            loss = float(enc.module.alpha) * feat + l2_weight * mse
+        if critic is not None:
+            loss = loss + adversarial_weight * critic.step(
+                (truth - mean) / std, (pred - mean) / std
+            )
+        return loss
 
     return fit_field_model(
         net,
@@ -170,24 +213,112 @@ def fit_downscaler(
             "name": name,
             "task": "downscaler",
             "architecture": "Downscaler",
-            "args": {
-                "in_channels": src.n_channels,
-                "factor": factor,
-                "width": width,
-                "blocks": blocks,
-                "upsample": upsample,
-            },
+            "args": args,
             "factor": factor,
         },
         training={
             "content_loss": content_loss,
             "coarsening": f"block mean over {factor}x{factor} cells",
             "variable_weights": weights_card(src, weights),
+            "adversarial": critic.card(adversarial_weight) if critic is not None else None,
+            "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
         },
         enc=enc,
         l2_weight=l2_weight,
         data_description=data_description,
+        extra_state=critic.state() if critic is not None else None,
+        epoch_stats=critic.epoch_stats if critic is not None else None,
     )
+
+
+def _start_model(init, args: dict, src: FieldSource) -> Model:
+    """The downscaler ``init`` names, checked to fit ``args`` and the training variables."""
+    start = load_model(init)
+    if start.card.get("task") != "downscaler":
+        raise InputError(
+            f"init={start.name!r} is a {start.card.get('task')!r} model; fine-tuning starts "
+            "from a downscaler (e.g. init='downscale-swe-vd-x4')."
+        )
+    have = {k: start.card["args"].get(k, "shuffle" if k == "upsample" else None) for k in args}
+    if have != args:
+        diff = {k: (have[k], args[k]) for k in args if have[k] != args[k]}
+        raise InputError(
+            f"init={start.name!r} does not fit these arguments: {diff} (init's value, "
+            "requested). Pass the architecture the init model was trained with."
+        )
+    want = [v["name"] for v in start.card["variables"]]
+    names = [s["name"] for s in src.specs]
+    if want != names:
+        raise InputError(
+            f"init={start.name!r} was trained on {want}; the training data gives {names}. "
+            "Pass variables= in the init model's order."
+        )
+    return start
+
+
+class _Critic:
+    """The discriminator of ``adversarial=True``, its optimizer and running statistics."""
+
+    WIDTH, DEPTH = 32, 3
+
+    def __init__(self, channels: int, lr: float) -> None:
+        import torch
+
+        from ..nn import PatchDiscriminator
+
+        self.net = PatchDiscriminator(channels, width=self.WIDTH, depth=self.DEPTH)
+        self.lr = lr
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, betas=(0.5, 0.999))
+        self._sums = [0.0, 0.0, 0.0, 0]
+
+    def step(self, real, fake):
+        """Update the discriminator on (real, fake.detach()); return the generator's loss."""
+        import torch
+        import torch.nn.functional as F
+
+        bce = F.binary_cross_entropy_with_logits
+        lr, lf = self.net(real), self.net(fake.detach())
+        d_loss = bce(lr, torch.ones_like(lr)) + bce(lf, torch.zeros_like(lf))
+        self.opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt.step()
+        s = self._sums
+        s[0] += float(d_loss.detach())
+        s[1] += float(torch.sigmoid(lr.detach()).mean())
+        s[2] += float(torch.sigmoid(lf.detach()).mean())
+        s[3] += 1
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        try:
+            lg = self.net(fake)
+            return bce(lg, torch.ones_like(lg))
+        finally:
+            for p in self.net.parameters():
+                p.requires_grad_(True)
+
+    def epoch_stats(self) -> dict:
+        """Mean discriminator loss and D(real), D(fake) over the epoch; resets them."""
+        d, r, f, n = self._sums
+        self._sums = [0.0, 0.0, 0.0, 0]
+        n = max(n, 1)
+        return {"disc_loss": d / n, "disc_real": r / n, "disc_fake": f / n}
+
+    def state(self) -> dict:
+        """Objects to checkpoint."""
+        return {"discriminator": self.net, "discriminator_optimizer": self.opt}
+
+    def card(self, weight: float) -> dict:
+        """The card's ``training.adversarial``."""
+        return {
+            "weight": weight,
+            "discriminator": {
+                "architecture": "PatchDiscriminator",
+                "width": self.WIDTH,
+                "depth": self.DEPTH,
+            },
+            "optimizer": f"Adam lr={self.lr:g}, betas=(0.5, 0.999)",
+            "loss": "non-saturating GAN (binary cross-entropy on logits)",
+        }
 
 
 def _feature_distance(enc: Model):
