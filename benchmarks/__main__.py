@@ -66,7 +66,7 @@ def rows_from(results: dict) -> list[dict]:
     r = results.get("distance")
     if r is not None:
         bare = r["bare torch loop"]["fields_per_s"]
-        for variant in ("accessor, numpy", "accessor, dask"):
+        for variant, target in (("accessor, numpy", 0.95), ("accessor, dask", 0.9)):
             v = r[variant]
             rows.append(
                 _row(
@@ -74,6 +74,8 @@ def rows_from(results: dict) -> list[dict]:
                     f"{v['fields_per_s']:.1f} fields/s",
                     f"{bare:.1f} fields/s",
                     v["ratio_to_bare"],
+                    target,
+                    ">=",
                 )
             )
     r = results.get("training")
@@ -84,6 +86,8 @@ def rows_from(results: dict) -> list[dict]:
                 f"{r['fit_encoder_pairs_per_s']:.1f} pairs/s",
                 f"{r['bare_pairs_per_s']:.1f} pairs/s",
                 r["ratio"],
+                0.8,
+                ">=",
             )
         )
     r = results.get("flops")

@@ -36,6 +36,8 @@ from xatmodist import metrics
 
 MODELS = {"l2": "downscale-swe-vd-x4-l2", "atmodist": "downscale-swe-vd-x4"}
 BAND = (17, 31)
+#: the encoder of the atmodist_distance column (the one the AtmoDist downscaler was trained with)
+DISTANCE_MODEL = "atmodist-swe-vd"
 
 
 def bicubic(coarse: xr.Dataset, like: xr.Dataset, factor: int = 4, halo: int = 4) -> xr.Dataset:
@@ -68,7 +70,7 @@ def evaluate(path: str, stride: int = 8, extra: dict | None = None) -> tuple[dic
         pb = p.sel(lat=slice(70, -70))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
-            dist = xatmodist.distance(p, truth)
+            dist = xatmodist.distance(p, truth, model=DISTANCE_MODEL)
         res[method]["atmodist_distance"] = float(dist.mean())
         for n in ("vo", "d"):
             g_p = metrics.semivariogram(p[n], bins=edges, seed=0)

@@ -48,6 +48,8 @@ from scipy.sparse.linalg import spsolve
 import xatmodist
 
 MODELS = {"l2": "inpaint-swe-vd-l2", "atmodist": "inpaint-swe-vd"}
+#: the encoder of the atmodist_distance column (the one the AtmoDist inpainter was trained with)
+DISTANCE_MODEL = "atmodist-swe-vd"
 SIZES = (16, 32)
 WINDOW = 32
 
@@ -175,7 +177,9 @@ def evaluate(path: str, stride: int = 8, extra: dict | None = None) -> tuple[dic
                 }
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
-                d = xatmodist.distance(centred_windows(f, corners, size), truth_w)
+                d = xatmodist.distance(
+                    centred_windows(f, corners, size), truth_w, model=DISTANCE_MODEL
+                )
             r[method]["atmodist_distance"] = float(d.mean())
         samples[size] = {"truth": truth, "gappy": gappy, **fills, "corners": corners}
     return res, samples

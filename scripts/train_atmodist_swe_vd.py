@@ -55,6 +55,14 @@ RECIPES = {
         "stem_stride": 2,
         "rank_weight": 8.0,
     },
+    "atmodist-swe-vd-fast": {
+        "epochs": 32,
+        "pairs_per_epoch": 32768,
+        "batch_size": 64,
+        "widths": (48, 96, 192),
+        "stem_stride": 4,
+        "rank_weight": 8.0,
+    },
 }
 
 

@@ -1,0 +1,46 @@
+"""The benchmark table: rows, targets and met? from raw results (no timing here)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("benchmarks.__main__")
+from benchmarks.__main__ import rows_from  # noqa: E402
+
+
+def test_rows_carry_the_issue_targets():
+    results = {
+        "distance": {
+            "bare torch loop": {"fields_per_s": 100.0},
+            "accessor, numpy": {"fields_per_s": 96.0, "ratio_to_bare": 0.96},
+            "accessor, dask": {"fields_per_s": 85.0, "ratio_to_bare": 0.85},
+        },
+        "training": {
+            "zarr": True,
+            "fit_encoder_pairs_per_s": 90.0,
+            "bare_pairs_per_s": 100.0,
+            "ratio": 0.9,
+        },
+        "lpips": {
+            "lpips_fields_per_s": 1000.0,
+            "default_model": "enc-b",
+            "models": {
+                "enc-a": {"learned_fields_per_s": 200.0, "ratio": 0.2},
+                "enc-b": {"learned_fields_per_s": 2000.0, "ratio": 2.0},
+            },
+        },
+    }
+    rows = {r["benchmark"]: r for r in rows_from(results)}
+    numpy_row = rows["distance, accessor, numpy vs bare torch loop"]
+    assert numpy_row["target"] == "≥ 0.95" and numpy_row["met"] is True
+    assert rows["distance, accessor, dask vs bare torch loop"]["met"] is False
+    assert rows["training, fit_encoder (zarr) vs bare loop"]["target"] == "≥ 0.8"
+    assert rows["learned distance, enc-a vs LPIPS (alex, random)"]["met"] is False
+    default = rows["learned distance, enc-b (default) vs LPIPS (alex, random)"]
+    assert default["met"] is True and default["value"] == "2000.0 fields/s"
+
+
+def test_skipped_lpips_row_says_why():
+    rows = rows_from({"lpips": {"skipped": "ModuleNotFoundError: No module named 'lpips'"}})
+    assert rows[0]["value"].startswith("skipped: ModuleNotFoundError")
+    assert rows[0]["met"] is None
