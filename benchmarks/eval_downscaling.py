@@ -34,7 +34,13 @@ import xarray as xr
 import xatmodist
 from xatmodist import metrics
 
-MODELS = {"l2": "downscale-swe-vd-x4-l2", "atmodist": "downscale-swe-vd-x4"}
+MODELS = {
+    "l2": "downscale-swe-vd-x4-l2",
+    "atmodist": "downscale-swe-vd-x4",
+    # the adversarial twins: each fine-tuned from the model above with the GAN term
+    "l2-gan": "downscale-swe-vd-x4-l2-gan",
+    "atmodist-gan": "downscale-swe-vd-x4-gan",
+}
 BAND = (17, 31)
 #: the encoder of the atmodist_distance column (the one the AtmoDist downscaler was trained with)
 DISTANCE_MODEL = "atmodist-swe-vd"
@@ -124,15 +130,15 @@ def main() -> None:
     p.add_argument("--update-cards", action="store_true")
     args = p.parse_args()
     res, preds = evaluate(args.data, extra=dict(e.split("=", 1) for e in args.extra))
-    print(f"{'method':<10} {'var':<4} {'rmse/std':>9} {'band spec err':>14} {'variogram err':>14}")
+    print(f"{'method':<13} {'var':<4} {'rmse/std':>9} {'band spec err':>14} {'variogram err':>14}")
     for method, r in res.items():
         for n in ("vo", "d"):
             m = r[n]
             print(
-                f"{method:<10} {n:<4} {m['rmse']:9.3f} {m['band_spectral_error']:14.3f} "
+                f"{method:<13} {n:<4} {m['rmse']:9.3f} {m['band_spectral_error']:14.3f} "
                 f"{m['semivariogram_error']:14.3f}"
             )
-        print(f"{method:<10} AtmoDist distance to truth {r['atmodist_distance']:.4f}")
+        print(f"{method:<13} AtmoDist distance to truth {r['atmodist_distance']:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.figure:

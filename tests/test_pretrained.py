@@ -56,6 +56,11 @@ def test_card_is_complete(name):
         if enc is not None:  # a model trained with the AtmoDist loss names its encoder
             assert enc in ENCODERS
             assert card["training"]["encoder_sha256"] == CARDS[enc]["sha256"]
+        init = card["training"].get("init")
+        if init is not None:  # a fine-tuned model names the shipped model it started from
+            assert CARDS[init["name"]]["task"] == card["task"]
+            assert init["sha256"] == CARDS[init["name"]]["sha256"]
+            assert CARDS[init["name"]]["args"] == card["args"]
 
 
 @pytest.mark.parametrize("name", ENCODERS)
