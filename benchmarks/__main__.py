@@ -207,7 +207,7 @@ def main() -> None:
         help="where to write the raw results (default: %(default)s)",
     )
     p.add_argument("--skip", default="", help=f"comma-separated, from {','.join(ROWS)}")
-    p.add_argument("--n", type=int, default=200, help="fields for the distance benchmark")
+    p.add_argument("--n", type=int, default=1000, help="fields for the distance benchmark")
     p.add_argument("--train-steps", type=int, default=24)
     p.add_argument("--mem-n", type=int, default=100, help="N of the N vs 10 N memory runs")
     p.add_argument("--dist-n", type=int, default=200, help="fields for the cluster job")
@@ -219,14 +219,14 @@ def main() -> None:
         p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {ROWS}")
 
     jobs = {
-        "distance": lambda: bench_distance.run(n=args.n, nlat=64, nlon=128, chunk=50),
+        "distance": lambda: bench_distance.run(n=args.n, nlat=64, nlon=128, chunk=100, repeat=5),
         "training": lambda: bench_training.run(steps=args.train_steps, zarr=True),
         "flops": bench_scale.bench_flops,
-        "lpips": bench_scale.bench_lpips,
+        "lpips": lambda: bench_scale.bench_lpips(repeat=5),
         "memory": lambda: bench_scale.bench_memory(n=args.mem_n),
         "distributed": lambda: bench_scale.bench_distributed(n=args.dist_n),
-        "downscale": lambda: bench_fields.bench_downscale(n=args.fields_n),
-        "inpaint": lambda: bench_fields.bench_inpaint(n=args.fields_n // 4),
+        "downscale": lambda: bench_fields.bench_downscale(n=args.fields_n, repeat=3),
+        "inpaint": lambda: bench_fields.bench_inpaint(n=args.fields_n // 4, repeat=3),
         "downscale_memory": bench_fields.bench_downscale_memory,
     }
     warnings.simplefilter("ignore")

@@ -34,7 +34,7 @@ import xatmodist
 from xatmodist._kernels import _pad_fields
 from xatmodist.testing import synthetic_fields
 
-from ._timing import best as _best
+from ._timing import interleaved, paired_ratio
 from .bench_scale import ROOT, _peak_rss_mb, write_store
 
 HALO = 8  # downscale_kernel's default
@@ -118,14 +118,15 @@ def _timed(n, chunk, repeat, bare, eager, lazy) -> dict:
         "dask_chunk": chunk,
         "torch_threads": torch.get_num_threads(),
     }
-    t_bare = _best(bare, repeat)
-    for name, fn in (
-        ("bare batched model", bare),
-        ("accessor, numpy", eager),
-        ("accessor, dask", lazy),
-    ):
-        t = t_bare if fn is bare else _best(fn, repeat)
-        res[name] = {"fields_per_s": n / t, "ratio_to_bare": t_bare / t}
+    t = interleaved(
+        {"bare batched model": bare, "accessor, numpy": eager, "accessor, dask": lazy}, repeat
+    )
+    for name, secs in t.items():
+        res[name] = {
+            "fields_per_s": n / min(secs),
+            "ratio_to_bare": paired_ratio(t, "bare batched model", name),
+            "seconds": secs,
+        }
     return res
 
 

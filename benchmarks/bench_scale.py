@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ._timing import best as _best
+from ._timing import interleaved, paired_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,8 +248,11 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
     with torch.inference_mode():
         net.features(x)  # warm-up at the timed shapes
         torch.matmul(a, b)
-        t_enc = _best(lambda: net.features(x), repeat)
-        t_mm = _best(lambda: torch.matmul(a, b), repeat + 2)
+        t = interleaved(
+            {"encoder": lambda: net.features(x), "matmul": lambda: torch.matmul(a, b)}, repeat + 2
+        )
+    t_enc, t_mm = min(t["encoder"]), min(t["matmul"])
+    enc_to_mm = paired_ratio(t, "matmul", "encoder")  # (t_mm / t_enc) per round
     enc = flops * batch / t_enc / 1e9
     mm = 2 * matmul_n**3 / t_mm / 1e9
     return {
@@ -259,7 +263,8 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
         "torch_threads": torch.get_num_threads(),
         "encoder_gflops": enc,
         "matmul_gflops": mm,
-        "fraction": enc / mm,
+        # per-round ratio of the two rates (median over rounds), as the other rows
+        "fraction": flops * batch / (2 * matmul_n**3) * enc_to_mm,
     }
 
 
@@ -316,12 +321,18 @@ def bench_lpips(n: int = 100, repeat: int = 2, models=None) -> dict:
         return a.atmodist.distance(b, model=name).values
 
     run_lpips()
-    t_lp = _best(run_lpips, repeat)
-    per_model = {}
     for name in models:
         run_learned(name)  # load and warm up
-        t_ld = _best(lambda name=name: run_learned(name), repeat)
-        per_model[name] = {"learned_fields_per_s": n_fields / t_ld, "ratio": t_lp / t_ld}
+    fns = {"lpips": run_lpips, **{name: (lambda name=name: run_learned(name)) for name in models}}
+    t = interleaved(fns, repeat)
+    t_lp = min(t["lpips"])
+    per_model = {
+        name: {
+            "learned_fields_per_s": n_fields / min(t[name]),
+            "ratio": paired_ratio(t, "lpips", name),
+        }
+        for name in models
+    }
     top = per_model.get(default) or next(iter(per_model.values()))
     return {
         "n_fields": n_fields,

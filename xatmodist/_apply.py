@@ -112,7 +112,7 @@ def apply(
     arrays = [p.da for p in inputs]
     if len(arrays) > 1:
         try:
-            xr.align(*arrays, join="exact", exclude=core)
+            xr.align(*arrays, join="exact", exclude=core, copy=False)  # a check only
         except ValueError as err:
             raise InputError(
                 "The inputs must have the same coordinates along their shared non-spatial dims "

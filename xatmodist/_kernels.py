@@ -120,6 +120,26 @@ def _run(fn, tiles_list, batch: int, threads: int | None):
     return np.concatenate(outs)
 
 
+def _run_tiled(fn, fields: list[np.ndarray], tiling: Tiling, batch: int, threads: int | None):
+    """``_run(fn, [tiles of each of fields], ...)``, tiling one batch of fields at a time.
+
+    The tiles of a block hold as many values as the block itself (more where
+    patches overlap); cutting them batch by batch keeps that copy small and in
+    cache instead of tiling the whole block first.  The batches of patches are
+    the same as tiling everything at once whenever a field's patch count
+    divides ``batch``.
+    """
+    ny, nx = tiling.shape
+    step = max(1, batch // (ny * nx))
+    n = len(fields[0])
+    outs = [
+        _run(fn, [_tiles(f[i : i + step], tiling) for f in fields], batch, threads)
+        for i in range(0, n, step)
+    ]
+    outs = [o for o in outs if o is not None]
+    return np.concatenate(outs) if outs else None
+
+
 _FUSED: dict[int, tuple] = {}
 
 
@@ -160,13 +180,13 @@ def distance_kernel(
     n = fa.shape[0]
     if n == 0:
         return np.zeros(lead + ((ny, nx) if spatial else ()), dtype=np.float32)
-    ta, tb = _tiles(fa, tiling), _tiles(fb, tiling)
     if metric == "learned":
-        d = _run(net.distance, [ta, tb], batch, threads)
+        d = _run_tiled(net.distance, [fa, fb], tiling, batch, threads)
     elif metric == "l2":
-        d = _run(
+        d = _run_tiled(
             lambda x, y: (net.normaliser(x) - net.normaliser(y)).pow(2).mean(dim=(1, 2, 3)),
-            [ta, tb],
+            [fa, fb],
+            tiling,
             batch,
             threads,
         )
@@ -208,7 +228,7 @@ def embed_kernel(
         shape = (ny * g, nx * g, nf)
     if n == 0:
         return np.zeros(lead + shape, dtype=np.float32)
-    f = _run(fn, [_tiles(fa, tiling)], batch, threads).astype(np.float32)
+    f = _run_tiled(fn, [fa], tiling, batch, threads).astype(np.float32)
     if pool == "mean":
         f = f.reshape(n, ny * nx, nf).mean(axis=1)
     elif pool == "tile":
@@ -240,12 +260,7 @@ def lag_kernel(
     n = fa.shape[0]
     if n == 0:
         return np.zeros(lead + (k,), dtype=np.float32)
-    p = _run(
-        lambda x, y: torch.softmax(net(x, y), dim=1),
-        [_tiles(fa, tiling), _tiles(fb, tiling)],
-        batch,
-        threads,
-    )
+    p = _run_tiled(lambda x, y: torch.softmax(net(x, y), dim=1), [fa, fb], tiling, batch, threads)
     ny, nx = tiling.shape
     p = p.reshape(n, ny * nx, k).mean(axis=1).astype(np.float32)
     p[bad_a | bad_b] = np.nan
