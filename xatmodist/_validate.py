@@ -278,6 +278,13 @@ def check_dataarray(obj, name: str, *, contents: str = "real numbers") -> None:
         )
 
 
+def check_bool(value, name: str) -> bool:
+    """``value`` if it is a bool (Python or numpy), else InputError naming ``name``."""
+    if not isinstance(value, bool | np.bool_):
+        raise InputError(f"{name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
 def positive_float(value, message: str) -> float:
     """``value`` as a finite float > 0, else InputError(``message``)."""
     try:

@@ -126,8 +126,7 @@ def inpaint(
             f"Model {m.name!r} is an {m.card['task']}, not an inpainter; pick one of "
             f"xatmodist.list_models(task='inpainter')."
         )
-    if not isinstance(keep_observed, bool | np.bool_):
-        raise InputError(f"keep_observed must be True or False; got {keep_observed!r}.")
+    v.check_bool(keep_observed, "keep_observed")
     p = prepare(a, m, variables, spatial_dims, channel_dim, keep_dtype=True)
     if not np.issubdtype(p.da.dtype, np.floating):
         p.da = p.da.astype(np.float32)

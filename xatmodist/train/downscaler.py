@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
-from .._validate import positive_float
+from .._validate import check_bool, positive_float
 from ..errors import InputError
 from ..zoo import Model, load_model
 from ._source import FieldSource
@@ -147,8 +148,7 @@ def fit_downscaler(
     if patch_size > src.nlat:
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")
     check_balance(balance_variables, "content_loss", content_loss)
-    if not isinstance(adversarial, bool | np.bool_):
-        raise InputError(f"adversarial must be True or False; got {adversarial!r}.")
+    check_bool(adversarial, "adversarial")
     adversarial_weight = positive_float(
         adversarial_weight,
         "adversarial_weight must be a finite number > 0 (PhIRE: 1e-3); "
@@ -233,13 +233,17 @@ def fit_downscaler(
 
 def _start_model(init, args: dict, src: FieldSource) -> Model:
     """The downscaler ``init`` names, checked to fit ``args`` and the training variables."""
+    from ..nn import Downscaler
+
     start = load_model(init)
     if start.card.get("task") != "downscaler":
         raise InputError(
             f"init={start.name!r} is a {start.card.get('task')!r} model; fine-tuning starts "
             "from a downscaler (e.g. init='downscale-swe-vd-x4')."
         )
-    have = {k: start.card["args"].get(k, "shuffle" if k == "upsample" else None) for k in args}
+    # args an older card lacks have the value they had then: the class default
+    defaults = {k: q.default for k, q in inspect.signature(Downscaler).parameters.items()}
+    have = {k: start.card["args"].get(k, defaults.get(k)) for k in args}
     if have != args:
         diff = {k: (have[k], args[k]) for k in args if have[k] != args[k]}
         raise InputError(

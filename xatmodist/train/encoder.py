@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._validate import check_bool
 from ..errors import InputError
 from ..zoo import Model
 from . import _checkpoint as checkpoint
@@ -245,8 +246,7 @@ def fit_encoder(
         rank_weight = math.nan
     if not math.isfinite(rank_weight) or rank_weight < 0:
         raise InputError(f"rank_weight must be a finite number >= 0; got {given!r}.")
-    if not isinstance(projection, bool | np.bool_):
-        raise InputError(f"projection must be True or False; got {projection!r}.")
+    check_bool(projection, "projection")
     if projection and rank_weight == 0:
         raise InputError(
             "projection=True needs rank_weight > 0: the ranking term is the only loss that "
