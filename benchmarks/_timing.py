@@ -7,12 +7,7 @@ import time
 
 def best(fn, repeat: int) -> float:
     """Fastest of ``repeat`` wall-clock timings of ``fn()`` in seconds."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return min(interleaved({"fn": fn}, repeat)["fn"])
 
 
 def interleaved(fns: dict, repeat: int) -> dict:
@@ -32,11 +27,6 @@ def interleaved(fns: dict, repeat: int) -> dict:
     return times
 
 
-def best_interleaved(fns: dict, repeat: int) -> dict:
-    """Fastest of the :func:`interleaved` timings of each function."""
-    return {k: min(v) for k, v in interleaved(fns, repeat).items()}
-
-
 def paired_ratio(times: dict, base: str, other: str) -> float:
     """Median over rounds of ``times[base][r] / times[other][r]`` (> 1: ``other`` faster).
 
@@ -46,3 +36,20 @@ def paired_ratio(times: dict, base: str, other: str) -> float:
     import statistics
 
     return statistics.median(b / o for b, o in zip(times[base], times[other], strict=True))
+
+
+def rates_against(fns: dict, base: str, n: int, repeat: int) -> dict:
+    """Fields/s of each function on ``n`` fields and its ratio to ``fns[base]``.
+
+    ``{name: {"fields_per_s": n / fastest round, "ratio_to_bare": paired ratio
+    to base (> 1: faster), "seconds": every round}}``, timed by :func:`interleaved`.
+    """
+    t = interleaved(fns, repeat)
+    return {
+        name: {
+            "fields_per_s": n / min(secs),
+            "ratio_to_bare": paired_ratio(t, base, name),
+            "seconds": secs,
+        }
+        for name, secs in t.items()
+    }

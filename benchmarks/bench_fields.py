@@ -34,7 +34,7 @@ import xatmodist
 from xatmodist._kernels import _pad_fields
 from xatmodist.testing import synthetic_fields
 
-from ._timing import interleaved, paired_ratio
+from ._timing import rates_against
 from .bench_scale import ROOT, _peak_rss_mb, write_store
 
 HALO = 8  # downscale_kernel's default
@@ -118,15 +118,8 @@ def _timed(n, chunk, repeat, bare, eager, lazy) -> dict:
         "dask_chunk": chunk,
         "torch_threads": torch.get_num_threads(),
     }
-    t = interleaved(
-        {"bare batched model": bare, "accessor, numpy": eager, "accessor, dask": lazy}, repeat
-    )
-    for name, secs in t.items():
-        res[name] = {
-            "fields_per_s": n / min(secs),
-            "ratio_to_bare": paired_ratio(t, "bare batched model", name),
-            "seconds": secs,
-        }
+    fns = {"bare batched model": bare, "accessor, numpy": eager, "accessor, dask": lazy}
+    res.update(rates_against(fns, "bare batched model", n, repeat))
     return res
 
 
