@@ -217,3 +217,53 @@ def test_adversarial_and_init_errors(hr, l2_model, tiny_model):
         fit_downscaler(hr, content_loss="l2", init=l2_model, variables=["d", "vo"], **SMALL)
     with pytest.raises(xatmodist.ModelNotFoundError):
         fit_downscaler(hr, content_loss="l2", init="no-such-downscaler", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def d_encoder(tmp_path_factory):
+    """A random single-variable (divergence) encoder, as atmodist-swe-d."""
+    from xatmodist.testing import tiny_encoder
+
+    path = tmp_path_factory.mktemp("tiny-d") / "tiny-d"
+    return tiny_encoder(path, variables=["d"], name="tiny-d-encoder", seed=3)
+
+
+def test_extra_encoder_adds_its_distance_on_its_own_variables(hr, tiny_model, d_encoder, tmp_path):
+    import torch
+
+    from xatmodist.train._source import FieldSource
+    from xatmodist.train._supervised import load_extra_encoders
+
+    kw = {**SMALL, "seed": 2}
+    # the data's divergence is found by standard_name under another name
+    renamed = hr.rename({"d": "div"})
+    m = fit_downscaler(renamed, encoder=tiny_model, extra_encoders=[d_encoder], out=tmp_path, **kw)
+    (rec,) = m.card["training"]["extra_encoders"]
+    assert rec["name"] == "tiny-d-encoder" and rec["variables"] == ["div"]
+    assert rec["sha256"] == d_encoder.sha256 and rec["alpha"] == float(d_encoder.module.alpha)
+    plain = fit_downscaler(renamed, encoder=tiny_model, **kw)
+    assert plain.card["training"]["extra_encoders"] == []
+    assert not torch.equal(
+        plain.module.state_dict()["head.weight"], m.module.state_dict()["head.weight"]
+    )
+    # the term sees the extra encoder's variable only: channel 1 of (vo, div)
+    ((enc, idx),) = load_extra_encoders(
+        [d_encoder],
+        FieldSource(renamed, None, None, None),
+        ("content_loss", "atmodist"),
+    )
+    assert enc is d_encoder and idx == [1]
+
+
+def test_extra_encoder_errors(hr, tiny_model, d_encoder, l2_model, tmp_path):
+    from xatmodist.testing import tiny_encoder
+
+    vo_encoder = tiny_encoder(tmp_path / "vo", variables=["vo"], name="tiny-vo-encoder")
+    with pytest.raises(xatmodist.InputError, match="extra_encoders add .* content_loss='l2'"):
+        fit_downscaler(hr, content_loss="l2", extra_encoders=[d_encoder], **SMALL)
+    with pytest.raises(xatmodist.InputError, match="extra_encoders='tiny-ds' is a 'downscaler'"):
+        fit_downscaler(hr, encoder=tiny_model, extra_encoders=[l2_model], **SMALL)
+    with pytest.raises(xatmodist.InputError, match="encoder='tiny-ds' is a 'downscaler'"):
+        fit_downscaler(hr, encoder=l2_model, **SMALL)
+    with pytest.raises(xatmodist.InputError, match=r"takes 'd' .*none of them matching"):
+        fit_downscaler(hr[["vo"]], encoder=vo_encoder, extra_encoders=[d_encoder], **SMALL)

@@ -254,3 +254,33 @@ def test_fit_inpainter_balanced_variables(truth, tiny_model):
     assert plain.card["training"]["variable_weights"] is None
     a, b = (m.module.state_dict()["tail.weight"].numpy() for m in (bal, plain))
     assert not np.allclose(a, b)
+
+
+def test_fit_inpainter_extra_encoder_and_init(truth, tiny_model, tmp_path):
+    import torch
+
+    from xatmodist.testing import tiny_encoder
+
+    d_enc = tiny_encoder(tmp_path / "d", variables=["d"], name="tiny-d-encoder", seed=3)
+    kw = dict(epochs=1, samples_per_epoch=16, batch_size=8, width=8, blocks=1, progress=False)
+    kw.update(encoder=tiny_model, patch_size=32, hole=(4, 12))
+    plain = fit_inpainter(truth, out=tmp_path / "plain", **kw)
+    extra = fit_inpainter(truth, extra_encoders=[d_enc], **kw)
+    (rec,) = extra.card["training"]["extra_encoders"]
+    assert rec["name"] == "tiny-d-encoder" and rec["variables"] == ["d"]
+    assert plain.card["training"]["extra_encoders"] == [] and plain.card["training"]["init"] is None
+    a, b = (m.module.state_dict()["tail.weight"] for m in (plain, extra))
+    assert not torch.equal(a, b)
+    # init: start from plain's weights (one more epoch differs from a fresh start)
+    start = xatmodist.load_model(tmp_path / "plain" / "model")
+    tuned = fit_inpainter(truth, init=start, **kw)
+    assert tuned.card["training"]["init"] == {"name": start.name, "sha256": start.sha256}
+    assert torch.equal(tuned.module.std, start.module.std)
+    assert not torch.equal(tuned.module.state_dict()["tail.weight"], a)
+    for bad, match in [
+        ({"loss": "l2", "extra_encoders": [d_enc]}, r"extra_encoders add .* loss='l2'"),
+        ({"init": tiny_model}, "is a 'encoder' model; fine-tuning starts from an inpainter"),
+        ({"init": start, "width": 16}, r"does not fit these arguments: \{'width'"),
+    ]:
+        with pytest.raises(xatmodist.InputError, match=match):
+            fit_inpainter(truth, **{**kw, **bad})

@@ -99,6 +99,8 @@ def _train_field_model(args) -> int:
     common = {
         "variables": args.variables,
         "encoder": args.encoder,
+        "extra_encoders": args.extra_encoder,
+        "init": args.init,
         "l2_weight": args.l2_weight,
         "patch_size": args.patch_size,
         "epochs": args.epochs,
@@ -121,7 +123,6 @@ def _train_field_model(args) -> int:
             upsample=args.upsample,
             adversarial=args.adversarial,
             adversarial_weight=args.adversarial_weight,
-            init=args.init,
             **common,
         )
     else:
@@ -235,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
         tf.add_argument("data", nargs="+", help="netCDF/zarr/GRIB path(s) or glob")
         tf.add_argument("--loss", choices=["atmodist", "l2"], default="atmodist")
         tf.add_argument("--encoder", default="atmodist-swe-vd", help="encoder of the loss")
+        tf.add_argument(
+            "--extra-encoder",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="another encoder whose distance (on its own variables) joins the loss; repeatable",
+        )
+        tf.add_argument("--init", default=None, help=f"{what} to start from (name/path)")
         tf.add_argument("--l2-weight", type=float, default=0.1 if what == "downscaler" else 0.5)
         tf.add_argument("--variables", nargs="+", default=None)
         tf.add_argument("--patch-size", type=int, default=64)
@@ -257,7 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
             tf.add_argument("--upsample", choices=["shuffle", "resize"], default="shuffle")
             tf.add_argument("--adversarial", action="store_true", help="add the GAN term (PhIRE)")
             tf.add_argument("--adversarial-weight", type=float, default=1e-3)
-            tf.add_argument("--init", default=None, help="downscaler to start from (name/path)")
         else:
             tf.add_argument("--hole", type=int, nargs=2, default=[4, 32], help="min max size")
         tf.set_defaults(func=_train_field_model)

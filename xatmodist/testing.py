@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +82,25 @@ def synthetic_fields(
     )
 
 
-def tiny_encoder(path: str | Path, *, patch_size: int = 16, n_classes: int = 4, seed: int = 0):
+_TINY_VARIABLES = {
+    "vo": ({"name": "vo", "standard_name": "atmosphere_relative_vorticity", "units": "s-1"}, 2e-5),
+    "d": ({"name": "d", "standard_name": "divergence_of_wind", "units": "s-1"}, 5e-6),
+}
+
+
+def tiny_encoder(
+    path: str | Path,
+    *,
+    patch_size: int = 16,
+    n_classes: int = 4,
+    seed: int = 0,
+    variables: Sequence[str] = ("vo", "d"),
+    name: str = "tiny-test-encoder",
+):
     """Write a small randomly initialised encoder (with a valid card) to ``path``.
 
     Goes through the same save/load path as the pretrained models.
+    ``variables``: a selection of ``"vo"`` and ``"d"`` (in the card's order).
     """
     import torch
 
@@ -93,20 +108,18 @@ def tiny_encoder(path: str | Path, *, patch_size: int = 16, n_classes: int = 4, 
     from .zoo import Model, load_model
 
     torch.manual_seed(seed)
-    args = {"in_channels": 2, "n_classes": n_classes, "widths": [8, 16], "blocks": 1}
+    specs = [_TINY_VARIABLES[v] for v in variables]
+    args = {"in_channels": len(specs), "n_classes": n_classes, "widths": [8, 16], "blocks": 1}
     net = AtmoDistNet(**args)
     net.normaliser.mean_in.zero_()
-    net.normaliser.std_in.copy_(torch.tensor([2e-5, 5e-6]))
+    net.normaliser.std_in.copy_(torch.tensor([s[1] for s in specs]))
     net.eval()
     card = {
-        "name": "tiny-test-encoder",
+        "name": name,
         "task": "encoder",
         "architecture": "AtmoDistNet",
         "args": args,
-        "variables": [
-            {"name": "vo", "standard_name": "atmosphere_relative_vorticity", "units": "s-1"},
-            {"name": "d", "standard_name": "divergence_of_wind", "units": "s-1"},
-        ],
+        "variables": [dict(s[0]) for s in specs],
         "grid": {"nlat": 64, "nlon": 128, "dlat": 180 / 63, "dlon": 2.8125},
         "patch_size": patch_size,
         "lag_step_seconds": 10800.0,

@@ -8,9 +8,10 @@ AtmoDist encoder's feature distance, the content loss of both, is here too.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ __all__ = [
     "fit_patches",
     "fit_field_model",
     "load_encoder",
+    "load_extra_encoders",
+    "start_model",
+    "extra_encoders_card",
     "grid_card",
     "freeze",
     "swap_variable",
@@ -47,9 +51,19 @@ def init_zscore(net, src: FieldSource, seed: int) -> None:
     net.std.copy_(sample.std(dim=(0, 2, 3)).float().clamp(min=1e-30))
 
 
+def _an_encoder(encoder: str | Model, role: str) -> Model:
+    enc = load_model(encoder)
+    if enc.card.get("task") != "encoder":
+        raise InputError(
+            f"{role}={enc.name!r} is a {enc.card.get('task')!r} model; the AtmoDist loss needs "
+            "an encoder (e.g. 'atmodist-swe-vd'; list them with xatmodist.list_models())."
+        )
+    return enc
+
+
 def load_encoder(encoder: str | Model, src: FieldSource) -> Model:
     """The frozen encoder of the AtmoDist loss, checked against the training variables."""
-    enc = load_model(encoder)
+    enc = _an_encoder(encoder, "encoder")
     want = [w["name"] for w in enc.card["variables"]]
     have = [s["name"] for s in src.specs]
     if len(want) != len(have):
@@ -58,6 +72,99 @@ def load_encoder(encoder: str | Model, src: FieldSource) -> Model:
             "Pass variables= in the encoder's order."
         )
     return enc
+
+
+def _match_variable(var: dict, specs: list[dict]) -> int | None:
+    """Index of the training variable ``var`` (a card entry) is: same standard_name, else name."""
+    std = var.get("standard_name")
+    if std:
+        hits = [i for i, s in enumerate(specs) if s.get("standard_name") == std]
+        if len(hits) == 1:
+            return hits[0]
+    hits = [i for i, s in enumerate(specs) if s["name"] == var["name"]]
+    return hits[0] if len(hits) == 1 else None
+
+
+def load_extra_encoders(
+    encoders: Sequence[str | Model], src: FieldSource, loss: tuple[str, str]
+) -> list[tuple[Model, list[int]]]:
+    """Each of ``encoders`` with the indices of the training variables it takes.
+
+    A variable is found by its standard_name, else by its name.  ``loss`` is
+    (argument name, value) of the trainer's loss: extra encoders need the
+    AtmoDist loss.
+    """
+    if isinstance(encoders, (str, Model)):
+        encoders = [encoders]
+    encoders = list(encoders)
+    if encoders and loss[1] != "atmodist":
+        raise InputError(
+            "extra_encoders add feature distances to the AtmoDist loss; "
+            f"{loss[0]}={loss[1]!r} has none. Use {loss[0]}='atmodist' or drop extra_encoders."
+        )
+    have = [f"{s['name']} ({s.get('standard_name') or 'no standard_name'})" for s in src.specs]
+    out = []
+    for e in encoders:
+        enc = _an_encoder(e, "extra_encoders")
+        idx = []
+        for var in enc.card["variables"]:
+            k = _match_variable(var, src.specs)
+            if k is None:
+                raise InputError(
+                    f"The extra encoder {enc.name!r} takes {var['name']!r} (standard_name "
+                    f"{var.get('standard_name')!r}); the training data has {have}, none of them "
+                    "matching. Give the variable that standard_name or name."
+                )
+            idx.append(k)
+        out.append((enc, idx))
+    return out
+
+
+def extra_encoders_card(extra: list[tuple[Model, list[int]]], src: FieldSource) -> list[dict]:
+    """The card's ``training.extra_encoders``."""
+    return [
+        {
+            "name": enc.name,
+            "sha256": enc.sha256,
+            "variables": [src.specs[k]["name"] for k in idx],
+            "alpha": float(enc.module.alpha),
+        }
+        for enc, idx in extra
+    ]
+
+
+def start_model(init, task: str, cls, args: dict, src: FieldSource) -> Model:
+    """The trained ``task`` model ``init`` names, checked to fit ``args`` and the variables.
+
+    ``cls`` is the network class: arguments an older card lacks had its
+    signature's default then.
+    """
+    start = load_model(init)
+    if start.card.get("task") != task:
+        article = "an" if task[0] in "aeiou" else "a"
+        raise InputError(
+            f"init={start.name!r} is a {start.card.get('task')!r} model; fine-tuning starts "
+            f"from {article} {task} (e.g. init={_EXAMPLES.get(task, 'my-' + task)!r})."
+        )
+    defaults = {k: q.default for k, q in inspect.signature(cls).parameters.items()}
+    have = {k: start.card["args"].get(k, defaults.get(k)) for k in args}
+    if have != args:
+        diff = {k: (have[k], args[k]) for k in args if have[k] != args[k]}
+        raise InputError(
+            f"init={start.name!r} does not fit these arguments: {diff} (init's value, "
+            "requested). Pass the architecture the init model was trained with."
+        )
+    want = [v["name"] for v in start.card["variables"]]
+    names = [s["name"] for s in src.specs]
+    if want != names:
+        raise InputError(
+            f"init={start.name!r} was trained on {want}; the training data gives {names}. "
+            "Pass variables= in the init model's order."
+        )
+    return start
+
+
+_EXAMPLES = {"downscaler": "downscale-swe-vd-x4", "inpainter": "inpaint-swe-vd"}
 
 
 def swap_variable(truth, pred, k: int):

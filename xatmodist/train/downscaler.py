@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 from .._validate import check_bool, positive_float
 from ..errors import InputError
-from ..zoo import Model, load_model
+from ..zoo import Model
 from ._source import FieldSource
 from ._supervised import (
     balanced_distance,
     check_balance,
+    extra_encoders_card,
     fit_field_model,
     init_zscore,
     load_encoder,
+    load_extra_encoders,
+    start_model,
     variable_weights,
     weights_card,
 )
@@ -41,6 +43,7 @@ def fit_downscaler(
     encoder: str | Model = "atmodist-swe-vd",
     l2_weight: float = 0.1,
     balance_variables: bool = False,
+    extra_encoders: Sequence[str | Model] = (),
     variables: Sequence[Hashable] | None = None,
     dim: Hashable | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
@@ -94,6 +97,13 @@ def fit_downscaler(
         variable's distance for bicubic upsampling of 32 coarsened training
         fields (scaled to keep the loss's size), measured once before training
         and recorded in the card.
+    extra_encoders : sequence of str or Model
+        AtmoDist loss only: more frozen encoders whose calibrated feature
+        distances (``alpha * mean((f(pred) - f(truth))**2)`` on the variables
+        each one takes, found by standard_name, else name) are added to the
+        loss, e.g. ``["atmodist-swe-d"]``, trained on divergence alone: the
+        encoders of vorticity and divergence give divergence about 1% of their
+        distance.  Recorded in the card.
     variables, dim, spatial_dims
         As in :func:`xatmodist.train.fit_encoder`.
     patch_size : int
@@ -155,6 +165,7 @@ def fit_downscaler(
         f"got {adversarial_weight!r}.",
     )
     enc = load_encoder(encoder, src) if content_loss == "atmodist" else None
+    extra = load_extra_encoders(extra_encoders, src, ("content_loss", content_loss))
     args = {
         "in_channels": src.n_channels,
         "factor": factor,
@@ -162,7 +173,7 @@ def fit_downscaler(
         "blocks": blocks,
         "upsample": upsample,
     }
-    start = _start_model(init, args, src) if init is not None else None
+    start = start_model(init, "downscaler", Downscaler, args, src) if init is not None else None
     torch.manual_seed(seed)
     net = Downscaler(**args)
     if start is None:
@@ -171,6 +182,7 @@ def fit_downscaler(
         net.load_state_dict(start.module.state_dict())
     mean, std = net.mean.view(1, -1, 1, 1), net.std.view(1, -1, 1, 1)
     dist = _feature_distance(enc) if enc is not None else None
+    extra_terms = [(float(e.module.alpha), _feature_distance(e), idx) for e, idx in extra]
     weights = None
     if balance_variables:
         truth = torch.from_numpy(src.sample_fields(32, np.random.default_rng([seed, 3])))
@@ -187,6 +199,8 @@ def fit_downscaler(
         else:
             feat = balanced_distance(enc, dist, pred, truth, weights)
             loss = float(enc.module.alpha) * feat + l2_weight * mse
+            for alpha, d, idx in extra_terms:
+                loss = loss + alpha * d(pred[:, idx], truth[:, idx])
         if critic is not None:
             loss = loss + adversarial_weight * critic.step(
                 (truth - mean) / std, (pred - mean) / std
@@ -220,6 +234,7 @@ def fit_downscaler(
             "content_loss": content_loss,
             "coarsening": f"block mean over {factor}x{factor} cells",
             "variable_weights": weights_card(src, weights),
+            "extra_encoders": extra_encoders_card(extra, src),
             "adversarial": critic.card(adversarial_weight) if critic is not None else None,
             "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
         },
@@ -229,35 +244,6 @@ def fit_downscaler(
         extra_state=critic.state() if critic is not None else None,
         epoch_stats=critic.epoch_stats if critic is not None else None,
     )
-
-
-def _start_model(init, args: dict, src: FieldSource) -> Model:
-    """The downscaler ``init`` names, checked to fit ``args`` and the training variables."""
-    from ..nn import Downscaler
-
-    start = load_model(init)
-    if start.card.get("task") != "downscaler":
-        raise InputError(
-            f"init={start.name!r} is a {start.card.get('task')!r} model; fine-tuning starts "
-            "from a downscaler (e.g. init='downscale-swe-vd-x4')."
-        )
-    # args an older card lacks have the value they had then: the class default
-    defaults = {k: q.default for k, q in inspect.signature(Downscaler).parameters.items()}
-    have = {k: start.card["args"].get(k, defaults.get(k)) for k in args}
-    if have != args:
-        diff = {k: (have[k], args[k]) for k in args if have[k] != args[k]}
-        raise InputError(
-            f"init={start.name!r} does not fit these arguments: {diff} (init's value, "
-            "requested). Pass the architecture the init model was trained with."
-        )
-    want = [v["name"] for v in start.card["variables"]]
-    names = [s["name"] for s in src.specs]
-    if want != names:
-        raise InputError(
-            f"init={start.name!r} was trained on {want}; the training data gives {names}. "
-            "Pass variables= in the init model's order."
-        )
-    return start
 
 
 class _Critic:

@@ -13,9 +13,12 @@ from ._source import FieldSource
 from ._supervised import (
     balanced_distance,
     check_balance,
+    extra_encoders_card,
     fit_field_model,
     init_zscore,
     load_encoder,
+    load_extra_encoders,
+    start_model,
     variable_weights,
     weights_card,
 )
@@ -46,13 +49,15 @@ def _near_hole_distance(enc):
     return dist
 
 
-def _hole_loss(enc, l2_weight: float, std, weights=None):
+def _hole_loss(enc, l2_weight: float, std, weights=None, extra=()):
     """Loss on the hole: [alpha * feature distance near the hole] + l2_weight * MSE in it.
 
     With ``weights``, the feature distance is taken per variable (the fill of
-    that variable beside the truth of the others) and weighted.
+    that variable beside the truth of the others) and weighted.  Each of
+    ``extra`` (encoder, variable indices) adds its own near-hole distance.
     """
     dist = _near_hole_distance(enc) if enc is not None else None
+    extra_terms = [(float(e.module.alpha), _near_hole_distance(e), idx) for e, idx in extra]
 
     def loss(filled, truth, mask):
         n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
@@ -60,7 +65,10 @@ def _hole_loss(enc, l2_weight: float, std, weights=None):
         if enc is None:
             return mse
         feat = balanced_distance(enc, dist, filled, truth, weights, mask)
-        return float(enc.module.alpha) * feat + l2_weight * mse
+        loss = float(enc.module.alpha) * feat + l2_weight * mse
+        for alpha, d, idx in extra_terms:
+            loss = loss + alpha * d(filled[:, idx], truth[:, idx], mask)
+        return loss
 
     return loss
 
@@ -72,6 +80,8 @@ def fit_inpainter(
     encoder: str | Model = "atmodist-swe-vd",
     l2_weight: float = 0.5,
     balance_variables: bool = False,
+    extra_encoders: Sequence[str | Model] = (),
+    init: str | os.PathLike | Model | None = None,
     hole: tuple[int, int] = (4, 32),
     hole_kinds: Sequence[str] = KINDS,
     variables: Sequence[Hashable] | None = None,
@@ -121,6 +131,14 @@ def fit_inpainter(
         variables count alike, as in :func:`xatmodist.train.fit_downscaler`;
         the weights come from filling the holes of 32 training patches with
         each variable's patch mean.
+    extra_encoders : sequence of str or Model
+        AtmoDist loss only: more frozen encoders whose near-hole feature
+        distances on the variables each one takes (found by standard_name,
+        else name) are added to the loss, weighted by their alphas, as in
+        :func:`xatmodist.train.fit_downscaler`.
+    init : str, path or Model, optional
+        A trained inpainter to start from (same variables and architecture);
+        its z-score statistics are kept.
     hole : (int, int)
         Smallest and largest hole size in grid cells.  The model's card
         records ``max_hole_radius = hole[1] / 2``; :func:`xatmodist.inpaint`
@@ -175,9 +193,15 @@ def fit_inpainter(
         )
     check_balance(balance_variables, "loss", loss)
     enc = load_encoder(encoder, src) if loss == "atmodist" else None
+    extra = load_extra_encoders(extra_encoders, src, ("loss", loss))
+    args = {"in_channels": src.n_channels, "width": width, "levels": levels, "blocks": blocks}
+    start = start_model(init, "inpainter", Inpainter, args, src) if init is not None else None
     torch.manual_seed(seed)
-    net = Inpainter(src.n_channels, width=width, levels=levels, blocks=blocks)
-    init_zscore(net, src, seed)
+    net = Inpainter(**args)
+    if start is None:
+        init_zscore(net, src, seed)
+    else:
+        net.load_state_dict(start.module.state_dict())
     weights = None
     if balance_variables:
         rng0 = np.random.default_rng([seed, 3])
@@ -187,7 +211,7 @@ def fit_inpainter(
         flat = truth * (1 - mask) + mask * truth.mean(dim=(2, 3), keepdim=True)
         dist = _near_hole_distance(enc)
         weights = variable_weights(enc, truth, flat, lambda x, t: dist(x, t, mask))
-    hole_loss = _hole_loss(enc, l2_weight, net.std.view(1, -1, 1, 1), weights)
+    hole_loss = _hole_loss(enc, l2_weight, net.std.view(1, -1, 1, 1), weights, extra)
 
     def loss_fn(truth, rng):
         mask = torch.from_numpy(random_masks(rng, len(truth), patch_size, (lo, hi), kinds))
@@ -214,12 +238,7 @@ def fit_inpainter(
             "name": name,
             "task": "inpainter",
             "architecture": "Inpainter",
-            "args": {
-                "in_channels": src.n_channels,
-                "width": width,
-                "levels": levels,
-                "blocks": blocks,
-            },
+            "args": args,
             "min_input_size": mult,
             "max_hole_radius": hi / 2,
         },
@@ -227,6 +246,8 @@ def fit_inpainter(
             "loss": loss,
             "holes": {"sizes": [lo, hi], "kinds": list(kinds), "per_patch": 1},
             "variable_weights": weights_card(src, weights),
+            "extra_encoders": extra_encoders_card(extra, src),
+            "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
         },
         enc=enc,
         l2_weight=l2_weight,
