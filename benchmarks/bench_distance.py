@@ -8,7 +8,8 @@ All variants run in the same process on the same fields (random smooth fields
 of the requested size, float32), with the same torch thread setting; the
 figures are fields per second and the ratio to the bare loop, which tiles the
 fields exactly as the library does and calls ``distance`` of the same network
-the library runs (batch norms folded, :func:`xatmodist.nn.encoder.fused_for_inference`)
+the library runs (batch norms folded and the trunk frozen by TorchScript,
+:func:`xatmodist.nn.encoder.frozen_for_inference`, as the kernels' cache holds it)
 in batches, after tiling all fields at once (the simplest fast loop).
 Each variant runs once per round for ``--repeat`` rounds; the ratio is the median
 over rounds of the two timings taken back to back (this machine's speed drifts
@@ -25,8 +26,7 @@ import numpy as np
 import torch
 
 import xatmodist
-from xatmodist._kernels import _tiles, make_tiling
-from xatmodist.nn.encoder import fused_for_inference
+from xatmodist._kernels import _encoder, _tiles, make_tiling
 from xatmodist.testing import synthetic_fields
 
 from ._timing import rates_against
@@ -40,7 +40,7 @@ def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repea
     """
     warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
     model = xatmodist.load_model()
-    net = fused_for_inference(model.module)
+    net = _encoder(str(model.path), jit=xatmodist.get_options()["jit"])
     batch = xatmodist.get_options()["batch_size"]
     base = synthetic_fields(n_time=n // 2 + 1, nlat=nlat, nlon=nlon, seed=0)
     a = base.isel(time=slice(0, n // 2))

@@ -232,17 +232,20 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
     """Encoder GFLOP/s on a large batch vs the machine's float32 matmul GFLOP/s.
 
     The encoder as the inference kernels run it: batch norms folded into the
-    convolutions, channels-last.
+    convolutions, channels-last, the trunk a frozen TorchScript graph
+    (``set_options(jit=True)``, the default).  FLOPs are counted on the eager
+    network (forward hooks do not see inside the graph).
     """
     import torch
 
     import xatmodist
+    from xatmodist._kernels import _encoder
     from xatmodist.nn.encoder import fused_for_inference
 
     model = xatmodist.load_model()
-    net = fused_for_inference(model.module)
+    net = _encoder(str(model.path), jit=xatmodist.get_options()["jit"])
     patch, channels = model.card["patch_size"], net.normaliser.mean_in.numel()
-    flops = encoder_flops(net, patch, channels)
+    flops = encoder_flops(fused_for_inference(model.module), patch, channels)
     x = torch.randn(batch, channels, patch, patch) * net.normaliser.std_in.view(1, -1, 1, 1)
     a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
     with torch.inference_mode():

@@ -185,6 +185,33 @@ def test_options_batch_size_does_not_change_results(tiny_model, fields):
     xr.testing.assert_allclose(ref, got, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["atmodist-swe-vd-v3", "atmodist-swe-vd"])
+def test_jit_trunk_equals_the_eager_network(name):
+    """set_options(jit=False) runs the eager network: same numbers up to float rounding."""
+    import torch
+
+    from xatmodist._kernels import _encoder
+    from xatmodist.nn.encoder import FrozenTrunk
+
+    ds = xatmodist.datasets.sample().isel(run=0, time=slice(0, 6))
+    a, b = ds.isel(time=slice(0, 3)), ds.isel(time=slice(3, 6)).assign_coords(time=ds.time[:3])
+    jit = xatmodist.distance(a, b, model=name, spatial=True)
+    p_jit = xatmodist.predict_lag(a, b, model=name)
+    e_jit = xatmodist.embed(a, model=name, pool="none")
+    with xatmodist.set_options(jit=False):
+        eager = xatmodist.distance(a, b, model=name, spatial=True)
+        p_eager = xatmodist.predict_lag(a, b, model=name)
+        e_eager = xatmodist.embed(a, model=name, pool="none")
+    xr.testing.assert_allclose(jit, eager, rtol=1e-4)
+    xr.testing.assert_allclose(p_jit, p_eager, rtol=1e-4, atol=1e-6)
+    xr.testing.assert_allclose(e_jit, e_eager, rtol=1e-4, atol=1e-5)
+    path = str(xatmodist.load_model(name).path)
+    assert isinstance(_encoder(path, jit=True).encoder, FrozenTrunk)
+    assert not isinstance(_encoder(path, jit=False).encoder, FrozenTrunk)
+    with pytest.raises(ValueError, match="last stage only"):
+        _encoder(path, jit=True).encoder(torch.zeros(1, 2, 32, 32), layers=[0])
+
+
 def test_grid_conventions_give_the_same_answer(tiny_model, fields):
     """Ascending latitude and -180..180 longitude are the same fields: same numbers."""
     a, b = _later(fields, 2)

@@ -368,7 +368,7 @@ CASES = [
         lambda f, full, m: xatmodist.set_options(batchsize=8),
         InputError,
         r"Unknown option 'batchsize'",
-        [r"\['batch_size', 'progress', 'torch_threads'\]"],
+        [r"\['batch_size', 'jit', 'progress', 'torch_threads'\]"],
     ),
     (
         "option-torch-threads-str",
@@ -382,6 +382,13 @@ CASES = [
         lambda f, full, m: xatmodist.set_options(progress=1),
         InputError,
         r"'progress' must be True or False; got 1",
+        [],
+    ),
+    (
+        "option-jit-not-bool",
+        lambda f, full, m: xatmodist.set_options(jit="yes"),
+        InputError,
+        r"'jit' must be True or False; got 'yes'",
         [],
     ),
 ]

@@ -109,6 +109,8 @@ def apply(
         "threads": opts["torch_threads"],
         **kwargs,
     }
+    if p0.model.card["task"] == "encoder":
+        kwargs["jit"] = opts["jit"]
     arrays = [p.da for p in inputs]
     if len(arrays) > 1:
         try:

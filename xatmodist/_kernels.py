@@ -154,24 +154,34 @@ def _run_tiled(fn, fields: list[np.ndarray], tiling: Tiling, batch: int, threads
     return _run_batches(fn, batches(), threads)
 
 
-_FUSED: dict[int, tuple] = {}
+_FUSED: dict[tuple[int, bool], tuple] = {}
 
 
-def _encoder(model: str):
-    """The encoder of ``model`` with batch norms folded (one copy per loaded model)."""
-    from .nn.encoder import fused_for_inference
+def _encoder(model: str, jit: bool = True):
+    """The encoder of ``model`` for inference (one copy per loaded model and ``jit``).
+
+    Batch norms folded; with ``jit`` the trunk is a frozen TorchScript graph
+    (:func:`xatmodist.nn.encoder.frozen_for_inference`).
+    """
+    from .nn.encoder import frozen_for_inference, fused_for_inference
 
     m = load_model(model)
-    hit = _FUSED.get(id(m))
+    key = (id(m), bool(jit))
+    hit = _FUSED.get(key)
     if hit is None or hit[0] is not m:
-        hit = _FUSED[id(m)] = (m, fused_for_inference(m.module))
+        net = (
+            frozen_for_inference(m.module, int(m.card["patch_size"]))
+            if jit
+            else fused_for_inference(m.module)
+        )
+        hit = _FUSED[key] = (m, net)
     return hit[1]
 
 
-def _pair(a: np.ndarray, b: np.ndarray, model: str):
+def _pair(a: np.ndarray, b: np.ndarray, model: str, jit: bool = True):
     """Broadcast a pair of blocks, load the model, flatten and check both."""
     a, b = np.broadcast_arrays(a, b)
-    net = _encoder(model)
+    net = _encoder(model, jit)
     fa, bad_a, lead = _prepare(a, net)
     fb, bad_b, _ = _prepare(b, net)
     return net, fa, fb, bad_a, bad_b, lead
@@ -187,9 +197,10 @@ def distance_kernel(
     metric: str = "learned",
     batch: int = 256,
     threads: int | None = None,
+    jit: bool = True,
 ) -> np.ndarray:
     """Distance per field (..., ) or per patch (..., ny, nx) if ``spatial``."""
-    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model)
+    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model, jit)
     ny, nx = tiling.shape
     n = fa.shape[0]
     if n == 0:
@@ -222,9 +233,10 @@ def embed_kernel(
     pool: str,
     batch: int = 256,
     threads: int | None = None,
+    jit: bool = True,
 ) -> np.ndarray:
     """Features: (..., F) for pool='mean', (..., ny, nx, F) for 'tile', feature grid for 'none'."""
-    net = _encoder(model)
+    net = _encoder(model, jit)
     fa, bad, lead = _prepare(a, net)
     ny, nx = tiling.shape
     nf = net.encoder.out_channels
@@ -265,11 +277,12 @@ def lag_kernel(
     tiling: Tiling,
     batch: int = 256,
     threads: int | None = None,
+    jit: bool = True,
 ) -> np.ndarray:
     """Lag-class probabilities (..., K), averaged over the patches of each field."""
     import torch
 
-    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model)
+    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model, jit)
     k = net.head[-1].out_features
     n = fa.shape[0]
     if n == 0:
@@ -288,8 +301,12 @@ def normalise_kernel(
     tiling: Tiling,
     batch: int = 256,
     threads: int | None = None,
+    jit: bool = True,
 ) -> np.ndarray:
-    """The model's input normalisation applied to whole fields (..., C, H, W)."""
+    """The model's input normalisation applied to whole fields (..., C, H, W).
+
+    ``jit`` is accepted as by the other encoder kernels and has nothing to do here.
+    """
     import torch
 
     net = load_model(model).module

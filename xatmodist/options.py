@@ -19,6 +19,7 @@ _OPTIONS: dict[str, Any] = {
     "batch_size": 256,
     "torch_threads": None,
     "progress": True,
+    "jit": True,
 }
 
 
@@ -35,15 +36,19 @@ def _threads(v):
         _positive_int("torch_threads")(v)
 
 
-def _bool(v):
-    if not isinstance(v, bool):
-        raise InputError(f"Option 'progress' must be True or False; got {v!r}.")
+def _bool(name):
+    def check(v):
+        if not isinstance(v, bool):
+            raise InputError(f"Option {name!r} must be True or False; got {v!r}.")
+
+    return check
 
 
 _VALIDATORS = {
     "batch_size": _positive_int("batch_size"),
     "torch_threads": _threads,
-    "progress": _bool,
+    "progress": _bool("progress"),
+    "jit": _bool("jit"),
 }
 
 
@@ -59,6 +64,11 @@ class set_options:  # noqa: N801  (lower case like xarray.set_options)
         On a dask cluster use one thread per worker process.
     progress : bool
         Show progress bars for long computations (demo, training).
+    jit : bool
+        Run the encoder's trunk as a frozen TorchScript graph (convolutions
+        fused with their ReLUs and residual adds; about a third faster on CPU,
+        equal up to float rounding).  False runs it eagerly (for debugging).
+        Travels with the task graph, so it holds on dask workers too.
     """
 
     def __init__(self, **kwargs: Any) -> None:
