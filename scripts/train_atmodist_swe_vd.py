@@ -13,12 +13,18 @@ full-resolution ResNet trained with the lag cross-entropy alone.
 and adds a ranking term on the feature distance
 (``fit_encoder(rank_weight=...)``), so that the distance itself grows with lag;
 ``atmodist-swe-vd-v3`` weights that term 8 instead of 2.
+``atmodist-swe-vd-v4`` is v3's recipe on three times the training runs
+(288: seeds 0..287) for 40 epochs.
+``atmodist-swe-d`` sees divergence alone (v3's recipe, 16 epochs): the
+encoders of both variables give divergence about 1% of their distance, so
+downscalers and inpainters add this one's distance as a divergence term.
 ``atmodist-swe-vd-fast`` has a 4x4 stem and widths 48/96/192 (13.8 MFLOP per
 patch; v2: 24.2, v1: 97.6) with v3's loss, for speed.
 
 Steps: (1) 96 training runs (seeds 0..95) and 16 held-out runs (seeds
 100000..100015) of 80 three-hourly fields each from
-``xatmodist.datasets.shallow_water`` at its defaults, written to zarr;
+``xatmodist.datasets.shallow_water`` at its defaults, written to zarr (192
+more training runs, seeds 96..287, for v4);
 (2) ``xatmodist.train.fit_encoder`` on vorticity + divergence (resumable:
 rerun the same command after an interruption); (3) the held-out evaluation
 (``xatmodist.train.evaluate_encoder``) goes into the card, and the model is
@@ -39,6 +45,8 @@ from xatmodist.train import evaluate_encoder, fit_encoder
 from xatmodist.zoo import load_model
 
 TRAIN = {"n_runs": 96, "n_steps": 80, "seed": 0}
+#: the further training runs of recipes with ``"train_runs": 288`` (seeds 96..287)
+EXTRA = {"n_runs": 192, "n_steps": 80, "seed": 96}
 HELDOUT = {"n_runs": 16, "n_steps": 80, "seed": 100_000}
 
 #: fit_encoder arguments of each shipped encoder (beyond the shared ones below)
@@ -59,6 +67,24 @@ RECIPES = {
         "widths": (32, 64, 128),
         "stem_stride": 2,
         "rank_weight": 8.0,
+    },
+    "atmodist-swe-vd-v4": {
+        "epochs": 40,
+        "pairs_per_epoch": 32768,
+        "batch_size": 64,
+        "widths": (32, 64, 128),
+        "stem_stride": 2,
+        "rank_weight": 8.0,
+        "train_runs": 288,
+    },
+    "atmodist-swe-d": {
+        "epochs": 16,
+        "pairs_per_epoch": 32768,
+        "batch_size": 64,
+        "widths": (32, 64, 128),
+        "stem_stride": 2,
+        "rank_weight": 8.0,
+        "variables": ["d"],
     },
     "atmodist-swe-vd-fast": {
         "epochs": 32,
@@ -86,16 +112,25 @@ def main() -> None:
     dest = args.dest or f"pretrained/{args.model}"
     logging.basicConfig(level=logging.INFO)
     work = Path(args.workdir)
+    n_runs = recipe.pop("train_runs", TRAIN["n_runs"])
+    variables = recipe.pop("variables", ["vo", "d"])
+    sets = [("train", TRAIN), ("heldout", HELDOUT)]
+    if n_runs > TRAIN["n_runs"]:
+        sets.append(("train_extra", EXTRA))
     paths = {}
-    for key, kw in (("train", TRAIN), ("heldout", HELDOUT)):
+    for key, kw in sets:
         path = work / f"swe_{key}.zarr"
         if not (path / "zarr.json").exists() and not (path / ".zmetadata").exists():
             datasets.shallow_water(**kw, path=path)
         paths[key] = path
     train = xr.open_zarr(paths["train"])
+    if n_runs > TRAIN["n_runs"]:
+        extra = xr.open_zarr(paths["train_extra"])
+        train = xr.concat([train, extra], dim="run", data_vars="all", join="exact")
+        train = train.isel(run=slice(0, n_runs))
     model = fit_encoder(
         train,
-        variables=["vo", "d"],
+        variables=variables,
         max_lag="36h",
         lag_step="3h",
         patch_size=32,
@@ -108,8 +143,8 @@ def main() -> None:
         **recipe,
         data_description=(
             "xatmodist.datasets.shallow_water defaults (64x128 equiangular, 3-hourly, "
-            f"5-day spin-up discarded): {TRAIN['n_runs']} runs x {TRAIN['n_steps']} steps, "
-            f"seeds {TRAIN['seed']}..{TRAIN['seed'] + TRAIN['n_runs'] - 1}"
+            f"5-day spin-up discarded): {n_runs} runs x {TRAIN['n_steps']} steps, "
+            f"seeds {TRAIN['seed']}..{TRAIN['seed'] + n_runs - 1}"
         ),
     )
     if args.stop_after is not None and len(model.card["training"]["history"]) < recipe["epochs"]:

@@ -65,6 +65,12 @@ def main() -> None:
     p.add_argument(
         "--balance-variables", action="store_true", help="per-variable AtmoDist loss, balanced"
     )
+    p.add_argument(
+        "--extra-encoder",
+        action="append",
+        default=[],
+        help="another encoder whose distance joins the loss (e.g. atmodist-swe-d); repeatable",
+    )
     p.add_argument("--adversarial", action="store_true", help="fine-tune with the GAN term")
     p.add_argument(
         "--adversarial-weight",
@@ -97,6 +103,7 @@ def main() -> None:
         encoder=args.encoder,
         l2_weight=args.l2_weight,
         balance_variables=args.balance_variables,
+        extra_encoders=args.extra_encoder,
         upsample=args.upsample,
         adversarial=args.adversarial,
         adversarial_weight=args.adversarial_weight,
@@ -119,6 +126,7 @@ def main() -> None:
         cmd += f" --encoder {args.encoder}"
     if args.balance_variables:
         cmd += " --balance-variables"
+    cmd += "".join(f" --extra-encoder {e}" for e in args.extra_encoder)
     if args.adversarial:
         cmd += f" --adversarial --adversarial-weight {args.adversarial_weight:g}"
         cmd += f" --init {init}" if args.init else ""

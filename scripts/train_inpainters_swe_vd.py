@@ -10,6 +10,10 @@ Both train the same U-Net on the same 64x64 patches of the encoder's training
 runs with the same random holes (rectangles and blobs of 4 to 32 cells), for
 the same number of steps and seed; they differ only in the loss on the hole.
 Resumable.  Evaluate with ``python -m benchmarks.eval_inpainting``.
+
+``--init NAME --lr 1e-4 --epochs 6`` fine-tunes a trained inpainter;
+``--extra-encoder atmodist-swe-d`` adds the divergence encoder's distance
+to the AtmoDist loss (``fit_inpainter(extra_encoders=...)``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,14 @@ def main() -> None:
     p.add_argument(
         "--balance-variables", action="store_true", help="per-variable AtmoDist loss, balanced"
     )
+    p.add_argument(
+        "--extra-encoder",
+        action="append",
+        default=[],
+        help="another encoder whose distance joins the loss (e.g. atmodist-swe-d); repeatable",
+    )
+    p.add_argument("--init", default=None, help="start from this inpainter (fine-tuning)")
+    p.add_argument("--lr", type=float, default=SETTINGS["lr"])
     p.add_argument("--workdir", default="data")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--save-to", default="pretrained", help="model folder (default %(default)s)")
@@ -61,12 +73,14 @@ def main() -> None:
         encoder=args.encoder,
         l2_weight=args.l2_weight,
         balance_variables=args.balance_variables,
+        extra_encoders=args.extra_encoder,
+        init=args.init,
         out=Path(args.workdir) / f"train_{name}_e{args.epochs}",
         resume=True,
         name=name,
         threads=args.threads,
         data_description="shallow_water defaults, training runs seeds 0..95 (as the encoder)",
-        **{**SETTINGS, "epochs": args.epochs},
+        **{**SETTINGS, "epochs": args.epochs, "lr": args.lr},
     )
     cmd = f"python scripts/train_inpainters_swe_vd.py --loss {args.loss}"
     if args.loss == "atmodist":
@@ -77,6 +91,11 @@ def main() -> None:
         cmd += f" --encoder {args.encoder}"
     if args.balance_variables:
         cmd += " --balance-variables"
+    cmd += "".join(f" --extra-encoder {e}" for e in args.extra_encoder)
+    if args.init:
+        cmd += f" --init {args.init}"
+    if args.lr != SETTINGS["lr"]:
+        cmd += f" --lr {args.lr:g}"
     if args.epochs != SETTINGS["epochs"]:
         cmd += f" --epochs {args.epochs}"
     model.card["training"]["command"] = cmd
