@@ -53,6 +53,13 @@ def main() -> None:
         "--balance-variables", action="store_true", help="per-variable AtmoDist loss, balanced"
     )
     p.add_argument(
+        "--variable-weights",
+        nargs="+",
+        default=None,
+        metavar="NAME=W",
+        help="given weights of the per-variable AtmoDist distances, e.g. vo=1 d=0",
+    )
+    p.add_argument(
         "--extra-encoder",
         action="append",
         default=[],
@@ -74,6 +81,11 @@ def main() -> None:
         l2_weight=args.l2_weight,
         balance_variables=args.balance_variables,
         extra_encoders=args.extra_encoder,
+        variable_weights=(
+            {k: float(w) for k, w in (x.split("=") for x in args.variable_weights)}
+            if args.variable_weights
+            else None
+        ),
         init=args.init,
         out=Path(args.workdir) / f"train_{name}_e{args.epochs}",
         resume=True,
@@ -91,6 +103,8 @@ def main() -> None:
         cmd += f" --encoder {args.encoder}"
     if args.balance_variables:
         cmd += " --balance-variables"
+    if args.variable_weights:
+        cmd += " --variable-weights " + " ".join(args.variable_weights)
     cmd += "".join(f" --extra-encoder {e}" for e in args.extra_encoder)
     if args.init:
         cmd += f" --init {args.init}"

@@ -142,3 +142,19 @@ def test_train_downscaler_and_inpainter(tmp_path, capsys):
     card = json.loads((tmp_path / "inp" / "model" / "card.json").read_text())
     assert card["task"] == "inpainter" and card["training"]["holes"]["sizes"] == [4, 8]
     assert "saved" in capsys.readouterr().out
+    # the AtmoDist loss with given variable weights and a divergence encoder
+    from xatmodist.testing import tiny_encoder
+
+    enc, d_enc = tmp_path / "enc", tmp_path / "d-enc"
+    tiny_encoder(enc)
+    tiny_encoder(d_enc, variables=["d"], name="tiny-d-encoder")
+    atmo = ["train", "downscaler", str(nc), "--loss", "atmodist", "--encoder", str(enc), *small]
+    ad = [*atmo, "--variable-weights", "vo=1", "d=0", "--extra-encoder", str(d_enc)]
+    assert main([*ad, "--out", str(tmp_path / "ad")]) == 0
+    card = json.loads((tmp_path / "ad" / "model" / "card.json").read_text())
+    assert card["training"]["variable_weights"] == {"vo": 1.0, "d": 0.0}
+    assert card["training"]["extra_encoders"][0]["name"] == "tiny-d-encoder"
+    tuned = [*inp, "--out", str(tmp_path / "inp2"), "--init", str(tmp_path / "inp" / "model")]
+    assert main(tuned) == 0
+    assert main([*atmo, "--variable-weights", "vo:1", "--out", str(tmp_path / "x")]) == 2
+    assert "NAME=WEIGHT pairs, e.g. vo=1 d=0; got 'vo:1'" in capsys.readouterr().err

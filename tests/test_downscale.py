@@ -114,7 +114,7 @@ def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
     import torch.nn.functional as F
 
     from xatmodist.train._source import FieldSource
-    from xatmodist.train._supervised import swap_variable, variable_weights
+    from xatmodist.train._supervised import measured_weights, swap_variable
     from xatmodist.train.downscaler import _feature_distance, coarsen
 
     truth, pred = torch.zeros(2, 2, 4, 4), torch.ones(2, 2, 4, 4)
@@ -128,7 +128,7 @@ def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
     src = FieldSource(hr, None, None, None)
     t = torch.from_numpy(src.sample_fields(32, np.random.default_rng([5, 3])))
     base = F.interpolate(coarsen(t, 4), scale_factor=4, mode="bicubic")
-    again = variable_weights(tiny_model, t, base, _feature_distance(tiny_model))
+    again = measured_weights(tiny_model, t, base, _feature_distance(tiny_model))
     np.testing.assert_allclose(again, [w["vo"], w["d"]], rtol=1e-6)
     assert np.mean([1 / x for x in again]) == pytest.approx(1.0)
     plain = fit_downscaler(hr, encoder=tiny_model, **kw)
@@ -267,3 +267,51 @@ def test_extra_encoder_errors(hr, tiny_model, d_encoder, l2_model, tmp_path):
         fit_downscaler(hr, encoder=l2_model, **SMALL)
     with pytest.raises(xatmodist.InputError, match=r"takes 'd' .*none of them matching"):
         fit_downscaler(hr[["vo"]], encoder=vo_encoder, extra_encoders=[d_encoder], **SMALL)
+
+
+def test_given_variable_weights(hr, tiny_model, tmp_path):
+    import torch
+
+    from xatmodist.train._supervised import balanced_distance
+    from xatmodist.train.downscaler import _feature_distance
+
+    kw = {**SMALL, "seed": 4}
+    m = fit_downscaler(hr, encoder=tiny_model, variable_weights={"d": 0.0, "vo": 1.0}, **kw)
+    assert m.card["training"]["variable_weights"] == {"vo": 1.0, "d": 0.0}
+    plain = fit_downscaler(hr, encoder=tiny_model, **kw)
+    assert not torch.equal(
+        m.module.state_dict()["head.weight"], plain.module.state_dict()["head.weight"]
+    )
+    # weight 0: the prediction of that variable does not enter the encoder's term
+    truth = torch.randn(2, 2, 16, 16) * torch.tensor([2e-5, 5e-6]).view(1, 2, 1, 1)
+    pred = truth.clone()
+    pred[:, 1] += 1e-5
+    dist = _feature_distance(tiny_model)
+    assert float(balanced_distance(tiny_model, dist, pred, truth, [1.0, 0.0])) == 0.0
+    assert float(balanced_distance(tiny_model, dist, pred, truth, [0.0, 1.0])) > 0.0
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"variable_weights": {"vo": 1.0}}, r"must map every training variable \['vo', 'd'\]"),
+        ({"variable_weights": [1.0, 0.0]}, "must map every training variable"),
+        (
+            {"variable_weights": {"vo": -1.0, "d": 1.0}},
+            r"variable_weights\['vo'\] must be a finite",
+        ),
+        ({"variable_weights": {"vo": float("nan"), "d": 1.0}}, "must be a finite number >= 0"),
+        ({"variable_weights": {"vo": 0, "d": 0.0}}, "are all zero"),
+        (
+            {"variable_weights": {"vo": 1, "d": 1}, "balance_variables": True},
+            "either balance_variables=True .* or variable_weights",
+        ),
+        (
+            {"variable_weights": {"vo": 1, "d": 1}, "content_loss": "l2"},
+            r"variable_weights weight .* content_loss='l2'",
+        ),
+    ],
+)
+def test_variable_weights_errors(hr, tiny_model, kw, match):
+    with pytest.raises(xatmodist.InputError, match=match):
+        fit_downscaler(hr, encoder=tiny_model, **{**SMALL, **kw})

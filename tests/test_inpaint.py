@@ -269,6 +269,8 @@ def test_fit_inpainter_extra_encoder_and_init(truth, tiny_model, tmp_path):
     (rec,) = extra.card["training"]["extra_encoders"]
     assert rec["name"] == "tiny-d-encoder" and rec["variables"] == ["d"]
     assert plain.card["training"]["extra_encoders"] == [] and plain.card["training"]["init"] is None
+    vo_only = fit_inpainter(truth, variable_weights={"vo": 1.0, "d": 0.0}, **kw)
+    assert vo_only.card["training"]["variable_weights"] == {"vo": 1.0, "d": 0.0}
     a, b = (m.module.state_dict()["tail.weight"] for m in (plain, extra))
     assert not torch.equal(a, b)
     # init: start from plain's weights (one more epoch differs from a fresh start)
@@ -279,6 +281,7 @@ def test_fit_inpainter_extra_encoder_and_init(truth, tiny_model, tmp_path):
     assert not torch.equal(tuned.module.state_dict()["tail.weight"], a)
     for bad, match in [
         ({"loss": "l2", "extra_encoders": [d_enc]}, r"extra_encoders add .* loss='l2'"),
+        ({"variable_weights": {"vo": 0.0, "d": 0.0}}, "are all zero"),
         ({"init": tiny_model}, "is a 'encoder' model; fine-tuning starts from an inpainter"),
         ({"init": start, "width": 16}, r"does not fit these arguments: \{'width'"),
     ]:

@@ -92,6 +92,26 @@ def _train_encoder(args) -> int:
     return 0
 
 
+def _weights(pairs: list[str] | None) -> dict[str, float] | None:
+    """``["vo=1", "d=0"]`` -> ``{"vo": 1.0, "d": 0.0}``."""
+    from .errors import InputError
+
+    if pairs is None:
+        return None
+    out = {}
+    for p in pairs:
+        name, sep, w = p.partition("=")
+        try:
+            out[name] = float(w)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise InputError(
+                f"--variable-weights takes NAME=WEIGHT pairs, e.g. vo=1 d=0; got {p!r}."
+            )
+    return out
+
+
 def _train_field_model(args) -> int:
     from . import train
 
@@ -100,6 +120,7 @@ def _train_field_model(args) -> int:
         "variables": args.variables,
         "encoder": args.encoder,
         "extra_encoders": args.extra_encoder,
+        "variable_weights": _weights(args.variable_weights),
         "init": args.init,
         "l2_weight": args.l2_weight,
         "patch_size": args.patch_size,
@@ -244,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="another encoder whose distance (on its own variables) joins the loss; repeatable",
         )
         tf.add_argument("--init", default=None, help=f"{what} to start from (name/path)")
+        tf.add_argument(
+            "--variable-weights",
+            nargs="+",
+            default=None,
+            metavar="NAME=W",
+            help="weights of the per-variable AtmoDist distances, e.g. vo=1 d=0",
+        )
         tf.add_argument("--l2-weight", type=float, default=0.1 if what == "downscaler" else 0.5)
         tf.add_argument("--variables", nargs="+", default=None)
         tf.add_argument("--patch-size", type=int, default=64)

@@ -34,9 +34,10 @@ __all__ = [
     "grid_card",
     "freeze",
     "swap_variable",
-    "variable_weights",
+    "measured_weights",
     "check_balance",
     "balanced_distance",
+    "fixed_weights",
     "weights_card",
 ]
 
@@ -174,7 +175,7 @@ def swap_variable(truth, pred, k: int):
     return torch.cat([truth[:, :k], pred[:, k : k + 1], truth[:, k + 1 :]], dim=1)
 
 
-def variable_weights(enc: Model, truth, baseline, distance: Callable) -> list[float]:
+def measured_weights(enc: Model, truth, baseline, distance: Callable) -> list[float]:
     """Weights that make every variable count alike in a per-variable AtmoDist loss.
 
     ``w_k = mean_j(D_j) / D_k`` with ``D_k = distance(truth with variable k from
@@ -207,11 +208,51 @@ def check_balance(balance_variables: bool, option: str, loss: str) -> None:
         )
 
 
+def fixed_weights(
+    variable_weights, src: FieldSource, balance_variables: bool, loss: tuple[str, str]
+) -> list[float] | None:
+    """``variable_weights`` (name -> weight) checked and ordered as the training variables."""
+    if variable_weights is None:
+        return None
+    names = [s["name"] for s in src.specs]
+    if loss[1] != "atmodist":
+        raise InputError(
+            "variable_weights weight the AtmoDist feature distance per variable; "
+            f"{loss[0]}={loss[1]!r} has none. Use {loss[0]}='atmodist' or drop variable_weights."
+        )
+    if balance_variables:
+        raise InputError(
+            "Pass either balance_variables=True (weights measured before training) or "
+            "variable_weights (weights given), not both."
+        )
+    if not hasattr(variable_weights, "keys") or sorted(map(str, variable_weights)) != sorted(
+        map(str, names)
+    ):
+        raise InputError(
+            f"variable_weights must map every training variable {names} to a weight, "
+            f"e.g. {dict.fromkeys(names, 1.0)}; got {variable_weights!r}."
+        )
+    w = []
+    for n in names:
+        x = variable_weights[n]
+        ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+        if not ok:
+            raise InputError(f"variable_weights[{n!r}] must be a finite number >= 0; got {x!r}.")
+        w.append(float(x))
+    if not any(w):
+        raise InputError(
+            f"variable_weights are all zero ({variable_weights!r}): the encoder would judge "
+            "nothing. Give at least one variable a positive weight, or use content_loss='l2'."
+        )
+    return w
+
+
 def balanced_distance(enc: Model, distance: Callable, pred, truth, weights, *extra):
     """``distance(pred, truth, *extra)``, or its weighted per-variable sum if ``weights``.
 
     Per variable ``k``: ``distance`` of the truth with variable ``k`` from
-    ``pred`` (the truth's features computed once and passed as ``ft=``).
+    ``pred`` (the truth's features computed once and passed as ``ft=``);
+    variables of weight 0 cost nothing.
     """
     import torch
 
@@ -222,6 +263,7 @@ def balanced_distance(enc: Model, distance: Callable, pred, truth, weights, *ext
     return sum(
         w * distance(swap_variable(truth, pred, k), truth, *extra, ft=ft)
         for k, w in enumerate(weights)
+        if w
     )
 
 

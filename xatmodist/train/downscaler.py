@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 from .._validate import check_bool, positive_float
@@ -15,11 +15,12 @@ from ._supervised import (
     check_balance,
     extra_encoders_card,
     fit_field_model,
+    fixed_weights,
     init_zscore,
     load_encoder,
     load_extra_encoders,
+    measured_weights,
     start_model,
-    variable_weights,
     weights_card,
 )
 
@@ -43,6 +44,7 @@ def fit_downscaler(
     encoder: str | Model = "atmodist-swe-vd",
     l2_weight: float = 0.1,
     balance_variables: bool = False,
+    variable_weights: Mapping[Hashable, float] | None = None,
     extra_encoders: Sequence[str | Model] = (),
     variables: Sequence[Hashable] | None = None,
     dim: Hashable | None = None,
@@ -97,6 +99,11 @@ def fit_downscaler(
         variable's distance for bicubic upsampling of 32 coarsened training
         fields (scaled to keep the loss's size), measured once before training
         and recorded in the card.
+    variable_weights : mapping of variable name to float, optional
+        AtmoDist loss only: the per-variable distances of ``balance_variables``
+        with weights given instead of measured, e.g. ``{"vo": 1.0, "d": 0.0}``
+        lets the encoder judge vorticity alone and leaves divergence to the l2
+        share and ``extra_encoders``.  Not with ``balance_variables``.
     extra_encoders : sequence of str or Model
         AtmoDist loss only: more frozen encoders whose calibrated feature
         distances (``alpha * mean((f(pred) - f(truth))**2)`` on the variables
@@ -183,11 +190,13 @@ def fit_downscaler(
     mean, std = net.mean.view(1, -1, 1, 1), net.std.view(1, -1, 1, 1)
     dist = _feature_distance(enc) if enc is not None else None
     extra_terms = [(float(e.module.alpha), _feature_distance(e), idx) for e, idx in extra]
-    weights = None
+    weights = fixed_weights(
+        variable_weights, src, balance_variables, ("content_loss", content_loss)
+    )
     if balance_variables:
         truth = torch.from_numpy(src.sample_fields(32, np.random.default_rng([seed, 3])))
         base = F.interpolate(coarsen(truth, factor), scale_factor=factor, mode="bicubic")
-        weights = variable_weights(enc, truth, base, dist)
+        weights = measured_weights(enc, truth, base, dist)
 
     critic = _Critic(src.n_channels, lr) if adversarial else None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import InputError
@@ -15,11 +15,12 @@ from ._supervised import (
     check_balance,
     extra_encoders_card,
     fit_field_model,
+    fixed_weights,
     init_zscore,
     load_encoder,
     load_extra_encoders,
+    measured_weights,
     start_model,
-    variable_weights,
     weights_card,
 )
 
@@ -80,6 +81,7 @@ def fit_inpainter(
     encoder: str | Model = "atmodist-swe-vd",
     l2_weight: float = 0.5,
     balance_variables: bool = False,
+    variable_weights: Mapping[Hashable, float] | None = None,
     extra_encoders: Sequence[str | Model] = (),
     init: str | os.PathLike | Model | None = None,
     hole: tuple[int, int] = (4, 32),
@@ -131,6 +133,9 @@ def fit_inpainter(
         variables count alike, as in :func:`xatmodist.train.fit_downscaler`;
         the weights come from filling the holes of 32 training patches with
         each variable's patch mean.
+    variable_weights : mapping of variable name to float, optional
+        Given per-variable weights instead of measured ones, as in
+        :func:`xatmodist.train.fit_downscaler`.  Not with ``balance_variables``.
     extra_encoders : sequence of str or Model
         AtmoDist loss only: more frozen encoders whose near-hole feature
         distances on the variables each one takes (found by standard_name,
@@ -202,7 +207,7 @@ def fit_inpainter(
         init_zscore(net, src, seed)
     else:
         net.load_state_dict(start.module.state_dict())
-    weights = None
+    weights = fixed_weights(variable_weights, src, balance_variables, ("loss", loss))
     if balance_variables:
         rng0 = np.random.default_rng([seed, 3])
         truth = torch.from_numpy(src.sample_fields(32, rng0)[..., :patch_size, :patch_size])
@@ -210,7 +215,7 @@ def fit_inpainter(
         mask = mask.to(truth.dtype)
         flat = truth * (1 - mask) + mask * truth.mean(dim=(2, 3), keepdim=True)
         dist = _near_hole_distance(enc)
-        weights = variable_weights(enc, truth, flat, lambda x, t: dist(x, t, mask))
+        weights = measured_weights(enc, truth, flat, lambda x, t: dist(x, t, mask))
     hole_loss = _hole_loss(enc, l2_weight, net.std.view(1, -1, 1, 1), weights, extra)
 
     def loss_fn(truth, rng):
