@@ -32,6 +32,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from xatmodist.cli import parse_weights
 from xatmodist.train import fit_downscaler
 
 SETTINGS = {
@@ -111,11 +112,7 @@ def main() -> None:
         l2_weight=args.l2_weight,
         balance_variables=args.balance_variables,
         extra_encoders=args.extra_encoder,
-        variable_weights=(
-            {k: float(w) for k, w in (x.split("=") for x in args.variable_weights)}
-            if args.variable_weights
-            else None
-        ),
+        variable_weights=parse_weights(args.variable_weights),
         upsample=args.upsample,
         adversarial=args.adversarial,
         adversarial_weight=args.adversarial_weight,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from xatmodist.cli import parse_weights
 from xatmodist.train import fit_inpainter
 
 SETTINGS = {
@@ -81,11 +82,7 @@ def main() -> None:
         l2_weight=args.l2_weight,
         balance_variables=args.balance_variables,
         extra_encoders=args.extra_encoder,
-        variable_weights=(
-            {k: float(w) for k, w in (x.split("=") for x in args.variable_weights)}
-            if args.variable_weights
-            else None
-        ),
+        variable_weights=parse_weights(args.variable_weights),
         init=args.init,
         out=Path(args.workdir) / f"train_{name}_e{args.epochs}",
         resume=True,

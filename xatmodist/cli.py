@@ -92,7 +92,7 @@ def _train_encoder(args) -> int:
     return 0
 
 
-def _weights(pairs: list[str] | None) -> dict[str, float] | None:
+def parse_weights(pairs: list[str] | None) -> dict[str, float] | None:
     """``["vo=1", "d=0"]`` -> ``{"vo": 1.0, "d": 0.0}``."""
     from .errors import InputError
 
@@ -120,7 +120,7 @@ def _train_field_model(args) -> int:
         "variables": args.variables,
         "encoder": args.encoder,
         "extra_encoders": args.extra_encoder,
-        "variable_weights": _weights(args.variable_weights),
+        "variable_weights": parse_weights(args.variable_weights),
         "init": args.init,
         "l2_weight": args.l2_weight,
         "patch_size": args.patch_size,
