@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 #: the encoder used when none is named: the zoo encoder whose distance orders
 #: held-out lags best (Spearman rho in its card; tests/test_pretrained.py checks it)
-DEFAULT_ENCODER = "atmodist-swe-vd-v3"
+DEFAULT_ENCODER = "atmodist-swe-vd-v4"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "weights.safetensors"
 TASKS = ("encoder", "downscaler", "inpainter")
