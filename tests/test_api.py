@@ -212,6 +212,20 @@ def test_jit_trunk_equals_the_eager_network(name):
         _encoder(path, jit=True).encoder(torch.zeros(1, 2, 32, 32), layers=[0])
 
 
+def test_without_torchscript_the_eager_encoder_runs(monkeypatch, caplog):
+    from xatmodist.nn import encoder as enc
+
+    def broken(*args, **kwargs):
+        raise AttributeError("module 'torch.jit' has no attribute 'freeze'")
+
+    monkeypatch.setattr(enc, "FrozenTrunk", broken)
+    net = xatmodist.load_model().module
+    with caplog.at_level("INFO", logger="xatmodist.nn.encoder"):
+        out = enc.frozen_for_inference(net, 32)
+    assert isinstance(out.encoder, enc.Encoder)
+    assert "TorchScript unavailable" in caplog.text and "freeze" in caplog.text
+
+
 def test_grid_conventions_give_the_same_answer(tiny_model, fields):
     """Ascending latitude and -180..180 longitude are the same fields: same numbers."""
     a, b = _later(fields, 2)

@@ -8,6 +8,7 @@ so no network is pickled into the task graph), and the tiling.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,6 +156,10 @@ def _run_tiled(fn, fields: list[np.ndarray], tiling: Tiling, batch: int, threads
 
 
 _FUSED: dict[tuple[int, bool], tuple] = {}
+#: one thread builds an inference copy while the others wait (dask's threaded
+#: scheduler starts many tasks at once; tracing twice would waste time, and
+#: warnings.catch_warnings around the tracing is not thread-safe)
+_FUSED_LOCK = threading.Lock()
 
 
 def _encoder(model: str, jit: bool = True):
@@ -167,14 +172,15 @@ def _encoder(model: str, jit: bool = True):
 
     m = load_model(model)
     key = (id(m), bool(jit))
-    hit = _FUSED.get(key)
-    if hit is None or hit[0] is not m:
-        net = (
-            frozen_for_inference(m.module, int(m.card["patch_size"]))
-            if jit
-            else fused_for_inference(m.module)
-        )
-        hit = _FUSED[key] = (m, net)
+    with _FUSED_LOCK:
+        hit = _FUSED.get(key)
+        if hit is None or hit[0] is not m:
+            net = (
+                frozen_for_inference(m.module, int(m.card["patch_size"]))
+                if jit
+                else fused_for_inference(m.module)
+            )
+            hit = _FUSED[key] = (m, net)
     return hit[1]
 
 

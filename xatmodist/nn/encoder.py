@@ -330,14 +330,19 @@ class FrozenTrunk(nn.Module):
 def frozen_for_inference(net: AtmoDistNet, patch: int) -> AtmoDistNet:
     """:func:`fused_for_inference`, its encoder a :class:`FrozenTrunk` for ``patch``-sized input.
 
-    Falls back to the fused eager network where TorchScript cannot trace it
-    (a torch build without oneDNN, say).
+    TorchScript is deprecated upstream; its successor, ``torch.compile``, needs
+    a C++ compiler at run time on CPU, which users' machines and dask workers
+    may lack.  Where TorchScript cannot trace or freeze the trunk (a torch
+    build without oneDNN, or a future torch without ``torch.jit``), this logs
+    why and returns the fused eager network: same numbers, eager speed.
     """
     out = fused_for_inference(net)
     c = out.normaliser.mean_in.numel()
     example = torch.zeros(2, c, patch, patch).contiguous(memory_format=torch.channels_last)
     try:
         out.encoder = FrozenTrunk(out.encoder, example)
-    except (RuntimeError, NotImplementedError):  # pragma: no cover - torch builds differ
-        pass
+    except Exception as err:  # noqa: BLE001  (torch builds differ)
+        import logging
+
+        logging.getLogger(__name__).info("TorchScript unavailable (%s); eager encoder", err)
     return out
