@@ -32,7 +32,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from xatmodist.cli import parse_weights
+from xatmodist.cli import add_loss_arguments, parse_weights
 from xatmodist.train import fit_downscaler
 
 SETTINGS = {
@@ -66,19 +66,7 @@ def main() -> None:
     p.add_argument(
         "--balance-variables", action="store_true", help="per-variable AtmoDist loss, balanced"
     )
-    p.add_argument(
-        "--variable-weights",
-        nargs="+",
-        default=None,
-        metavar="NAME=W",
-        help="given weights of the per-variable AtmoDist distances, e.g. vo=1 d=0",
-    )
-    p.add_argument(
-        "--extra-encoder",
-        action="append",
-        default=[],
-        help="another encoder whose distance joins the loss (e.g. atmodist-swe-d); repeatable",
-    )
+    add_loss_arguments(p)
     p.add_argument("--adversarial", action="store_true", help="fine-tune with the GAN term")
     p.add_argument(
         "--adversarial-weight",

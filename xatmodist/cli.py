@@ -92,6 +92,24 @@ def _train_encoder(args) -> int:
     return 0
 
 
+def add_loss_arguments(p: argparse.ArgumentParser) -> None:
+    """``--variable-weights`` and ``--extra-encoder`` of the field-model trainers."""
+    p.add_argument(
+        "--variable-weights",
+        nargs="+",
+        default=None,
+        metavar="NAME=W",
+        help="given weights of the per-variable AtmoDist distances, e.g. vo=1 d=0",
+    )
+    p.add_argument(
+        "--extra-encoder",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another encoder whose distance (on its own variables) joins the loss; repeatable",
+    )
+
+
 def parse_weights(pairs: list[str] | None) -> dict[str, float] | None:
     """``["vo=1", "d=0"]`` -> ``{"vo": 1.0, "d": 0.0}``."""
     from .errors import InputError
@@ -257,21 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         tf.add_argument("data", nargs="+", help="netCDF/zarr/GRIB path(s) or glob")
         tf.add_argument("--loss", choices=["atmodist", "l2"], default="atmodist")
         tf.add_argument("--encoder", default="atmodist-swe-vd", help="encoder of the loss")
-        tf.add_argument(
-            "--extra-encoder",
-            action="append",
-            default=[],
-            metavar="NAME",
-            help="another encoder whose distance (on its own variables) joins the loss; repeatable",
-        )
+        add_loss_arguments(tf)
         tf.add_argument("--init", default=None, help=f"{what} to start from (name/path)")
-        tf.add_argument(
-            "--variable-weights",
-            nargs="+",
-            default=None,
-            metavar="NAME=W",
-            help="weights of the per-variable AtmoDist distances, e.g. vo=1 d=0",
-        )
         tf.add_argument("--l2-weight", type=float, default=0.1 if what == "downscaler" else 0.5)
         tf.add_argument("--variables", nargs="+", default=None)
         tf.add_argument("--patch-size", type=int, default=64)
