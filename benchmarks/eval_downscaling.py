@@ -40,6 +40,9 @@ MODELS = {
     # the adversarial twins: each fine-tuned from the model above with the GAN term
     "l2-gan": "downscale-swe-vd-x4-l2-gan",
     "atmodist-gan": "downscale-swe-vd-x4-gan",
+    # the encoder judges vorticity alone; the divergence encoder atmodist-swe-d divergence
+    "atmodist-vo-d": "downscale-swe-vd-x4-vo-d",
+    "atmodist-vo-d-gan": "downscale-swe-vd-x4-vo-d-gan",
 }
 BAND = (17, 31)
 #: the encoder of the atmodist_distance column (the one the AtmoDist downscaler was trained with)
@@ -130,15 +133,15 @@ def main() -> None:
     p.add_argument("--update-cards", action="store_true")
     args = p.parse_args()
     res, preds = evaluate(args.data, extra=dict(e.split("=", 1) for e in args.extra))
-    print(f"{'method':<13} {'var':<4} {'rmse/std':>9} {'band spec err':>14} {'variogram err':>14}")
+    print(f"{'method':<17} {'var':<4} {'rmse/std':>9} {'band spec err':>14} {'variogram err':>14}")
     for method, r in res.items():
         for n in ("vo", "d"):
             m = r[n]
             print(
-                f"{method:<13} {n:<4} {m['rmse']:9.3f} {m['band_spectral_error']:14.3f} "
+                f"{method:<17} {n:<4} {m['rmse']:9.3f} {m['band_spectral_error']:14.3f} "
                 f"{m['semivariogram_error']:14.3f}"
             )
-        print(f"{method:<13} AtmoDist distance to truth {r['atmodist_distance']:.4f}")
+        print(f"{method:<17} AtmoDist distance to truth {r['atmodist_distance']:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.figure:
