@@ -110,7 +110,11 @@ def test_loss_encoders_see_their_variable_better_than_l2(name, sample_scores):
     s = sample_scores[name]
     assert s["top1"] >= 1.5 * s["chance_top1"]
     assert s["spearman_learned"] > s["spearman_l2"] + 0.1
-    users = [n for n in MODELS if name in str(CARDS[n]["training"].get("extra_encoders"))]
+    users = [
+        n
+        for n in MODELS
+        if any(e["name"] == name for e in CARDS[n]["training"].get("extra_encoders") or [])
+    ]
     assert users, f"{name} is shipped as a loss term but no model uses it"
 
 
