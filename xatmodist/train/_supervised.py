@@ -35,7 +35,7 @@ __all__ = [
     "freeze",
     "swap_variable",
     "measured_weights",
-    "check_balance",
+    "require_atmodist",
     "balanced_distance",
     "fixed_weights",
     "weights_card",
@@ -98,11 +98,8 @@ def load_extra_encoders(
     if isinstance(encoders, (str, Model)):
         encoders = [encoders]
     encoders = list(encoders)
-    if encoders and loss[1] != "atmodist":
-        raise InputError(
-            "extra_encoders add feature distances to the AtmoDist loss; "
-            f"{loss[0]}={loss[1]!r} has none. Use {loss[0]}='atmodist' or drop extra_encoders."
-        )
+    if encoders:
+        require_atmodist("extra_encoders", loss)
     have = [f"{s['name']} ({s.get('standard_name') or 'no standard_name'})" for s in src.specs]
     out = []
     for e in encoders:
@@ -199,12 +196,23 @@ def measured_weights(enc: Model, truth, baseline, distance: Callable) -> list[fl
     return [mean / x for x in d]
 
 
-def check_balance(balance_variables: bool, option: str, loss: str) -> None:
-    """``balance_variables`` needs the AtmoDist loss (``option`` names the loss argument)."""
-    if balance_variables and loss != "atmodist":
+#: what each option of the AtmoDist loss does, for the error when another loss is chosen
+_ATMODIST_ONLY = {
+    "balance_variables": (
+        "balance_variables=True weights the AtmoDist feature distance per variable"
+    ),
+    "variable_weights": "variable_weights weight the AtmoDist feature distance per variable",
+    "extra_encoders": "extra_encoders add feature distances to the AtmoDist loss",
+}
+
+
+def require_atmodist(option: str, loss: tuple[str, str]) -> None:
+    """Refuse ``option`` (of ``_ATMODIST_ONLY``) unless ``loss``, (argument, value), is AtmoDist."""
+    arg, value = loss
+    if value != "atmodist":
         raise InputError(
-            "balance_variables=True weights the AtmoDist feature distance per variable; "
-            f"{option}={loss!r} has none. Use {option}='atmodist' or drop balance_variables."
+            f"{_ATMODIST_ONLY[option]}; {arg}={value!r} has none. "
+            f"Use {arg}='atmodist' or drop {option}."
         )
 
 
@@ -215,11 +223,7 @@ def fixed_weights(
     if variable_weights is None:
         return None
     names = [s["name"] for s in src.specs]
-    if loss[1] != "atmodist":
-        raise InputError(
-            "variable_weights weight the AtmoDist feature distance per variable; "
-            f"{loss[0]}={loss[1]!r} has none. Use {loss[0]}='atmodist' or drop variable_weights."
-        )
+    require_atmodist("variable_weights", loss)
     if balance_variables:
         raise InputError(
             "Pass either balance_variables=True (weights measured before training) or "

@@ -12,7 +12,6 @@ from ..zoo import Model
 from ._source import FieldSource
 from ._supervised import (
     balanced_distance,
-    check_balance,
     extra_encoders_card,
     fit_field_model,
     fixed_weights,
@@ -20,6 +19,7 @@ from ._supervised import (
     load_encoder,
     load_extra_encoders,
     measured_weights,
+    require_atmodist,
     start_model,
     weights_card,
 )
@@ -164,7 +164,8 @@ def fit_downscaler(
     src = FieldSource(hr, variables, dim, spatial_dims)
     if patch_size > src.nlat:
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")
-    check_balance(balance_variables, "content_loss", content_loss)
+    if balance_variables:
+        require_atmodist("balance_variables", ("content_loss", content_loss))
     check_bool(adversarial, "adversarial")
     adversarial_weight = positive_float(
         adversarial_weight,

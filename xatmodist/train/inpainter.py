@@ -12,7 +12,6 @@ from ._masks import KINDS, random_masks
 from ._source import FieldSource
 from ._supervised import (
     balanced_distance,
-    check_balance,
     extra_encoders_card,
     fit_field_model,
     fixed_weights,
@@ -20,6 +19,7 @@ from ._supervised import (
     load_encoder,
     load_extra_encoders,
     measured_weights,
+    require_atmodist,
     start_model,
     weights_card,
 )
@@ -196,7 +196,8 @@ def fit_inpainter(
             f"patch_size={patch_size} exceeds the {src.nlat} x {src.nlon} grid; pass a smaller "
             "patch_size (and hole)."
         )
-    check_balance(balance_variables, "loss", loss)
+    if balance_variables:
+        require_atmodist("balance_variables", ("loss", loss))
     enc = load_encoder(encoder, src) if loss == "atmodist" else None
     extra = load_extra_encoders(extra_encoders, src, ("loss", loss))
     args = {"in_channels": src.n_channels, "width": width, "levels": levels, "blocks": blocks}
