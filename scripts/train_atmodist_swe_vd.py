@@ -2,7 +2,8 @@
 
 Run from the repo root::
 
-    python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v3     # the default model
+    python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v4     # the default model
+    python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v3
     python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-fast   # the fast one
     python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v2
     python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd        # the first version
@@ -100,7 +101,7 @@ RECIPES = {
 def main() -> None:
     """Simulate, train, evaluate and save the model."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=sorted(RECIPES), default="atmodist-swe-vd-v3")
+    p.add_argument("--model", choices=sorted(RECIPES), default="atmodist-swe-vd-v4")
     p.add_argument("--workdir", default="data")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--dest", default=None, help="default pretrained/<model>")
