@@ -104,6 +104,17 @@ def test_simulate_train_evaluate_resume(tmp_path, capsys):
     card = json.loads((tmp_path / "run3" / "model" / "card.json").read_text())
     assert card["args"]["stem_stride"] == 2 and card["args"]["widths"] == [8, 16]
     assert card["training"]["rank_weight"] == 0.5 and card["args"]["projection"] is True
+    # fine-tuning with mirror images: bare --lat-reflection finds vo by standard_name
+    tuned = [*train[:-4], "--out", str(tmp_path / "run4"), "--name", "cli-tuned"]
+    tuned += ["--init", str(tmp_path / "run" / "model"), "--lat-reflection"]
+    assert main(tuned) == 0
+    card = json.loads((tmp_path / "run4" / "model" / "card.json").read_text())
+    assert card["training"]["lat_reflection"] == {"sign_changing": ["vo"]}
+    assert card["training"]["init"]["name"] == "cli-test"
+    named = [*train[:-4], "--out", str(tmp_path / "run5"), "--lat-reflection", "d"]
+    assert main(named) == 0
+    card = json.loads((tmp_path / "run5" / "model" / "card.json").read_text())
+    assert card["training"]["lat_reflection"] == {"sign_changing": ["d"]}
 
 
 def test_errors_exit_2_with_message(tmp_path, capsys):

@@ -307,3 +307,86 @@ def test_fit_encoder_architecture_errors(kw, match):
     ds = synthetic_fields(n_time=30, nlat=32, nlon=64)
     with pytest.raises(xatmodist.InputError, match=match):
         fit_encoder(ds, **{**SMALL, "epochs": 1, **kw})
+
+
+def test_reflection_mirrors_pairs_and_negates_odd_variables():
+    """lat_reflection: a mirrored pair is rows reversed, the odd variables negated, both
+    fields alike; the other pairs are untouched."""
+    from xatmodist.train._pairs import make_blocks
+    from xatmodist.train._source import FieldSource
+    from xatmodist.train.encoder import _PairStream
+
+    ds = synthetic_fields(n_time=20, nlat=32, nlon=64, seed=5)
+    src = FieldSource(ds, ["vo", "d"])
+    stream = _PairStream(src, 3, 1, 16, None)
+    (blk,), _ = make_blocks(n_series=1, n_time=20, block_length=20, max_lag=3, val_every=0)
+    fields = next(src.iter_blocks([blk]))[1]
+    plain = stream.draw(np.random.default_rng(0), blk, fields, 400)
+    mirrored = stream.draw(np.random.default_rng(0), blk, fields, 400, [-1.0, 1.0])
+    np.testing.assert_array_equal(plain[2], mirrored[2])
+    same = (plain[0] == mirrored[0]).all(axis=(1, 2, 3))
+    assert 0.35 < same.mean() < 0.65  # about half the pairs are mirrored
+    for x, y in zip(plain[:2], mirrored[:2], strict=True):
+        np.testing.assert_array_equal(y[same], x[same])
+        np.testing.assert_array_equal(y[~same, 0], -x[~same, 0, ::-1])  # vo: odd
+        np.testing.assert_array_equal(y[~same, 1], x[~same, 1, ::-1])  # d: even
+
+
+def test_reflection_signs_from_cf_names_or_a_list():
+    from xatmodist.train._source import reflection_signs, variable_specs
+
+    ds = synthetic_fields(n_time=4, nlat=16, nlon=32)
+    specs = variable_specs(ds, ["vo", "d"])
+    assert reflection_signs(specs, True) == [-1.0, 1.0]
+    assert reflection_signs(specs, ["d"]) == [1.0, -1.0]
+    assert reflection_signs(specs, []) == [1.0, 1.0]
+    del ds["d"].attrs["standard_name"]
+    with pytest.raises(xatmodist.InputError, match=r"\['d'\] have no standard_name.*\['vo'\]"):
+        reflection_signs(variable_specs(ds, ["vo", "d"]), True)
+    with pytest.raises(xatmodist.InputError, match=r"names \['z'\], which are not among"):
+        reflection_signs(specs, ["z"])
+    with pytest.raises(xatmodist.InputError, match="must be False, True or a list"):
+        reflection_signs(specs, "vo")
+
+
+def test_fine_tuning_from_an_encoder_with_reflection(tmp_path):
+    """init= starts from the given weights and statistics; the card records init and
+    the reflection."""
+    import torch
+
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    first = fit_encoder(ds, epochs=1, seed=0, **SMALL)
+    first.save(tmp_path / "first")
+    other = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=4) * 3.0
+    for name in ("vo", "d"):
+        other[name].attrs = ds[name].attrs
+    tuned = fit_encoder(
+        other, epochs=1, seed=1, init=tmp_path / "first", lat_reflection=True, lr=1e-12, **SMALL
+    )
+    # a vanishing learning rate keeps the init weights; the statistics are init's
+    for k, w in first.module.state_dict().items():
+        if k.startswith("normaliser."):
+            assert torch.equal(tuned.module.state_dict()[k], w), k
+    w0 = first.module.state_dict()["encoder.stem.0.weight"]
+    np.testing.assert_allclose(tuned.module.state_dict()["encoder.stem.0.weight"], w0, atol=1e-6)
+    tr = tuned.card["training"]
+    assert tr["init"] == {"name": first.name, "sha256": first.sha256}
+    assert tr["lat_reflection"] == {"sign_changing": ["vo"]}
+    assert fit_encoder(ds, epochs=1, seed=0, **SMALL).card["training"]["init"] is None
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"widths": (8, 32)}, r"does not fit these arguments: \{'widths'"),
+        ({"max_lag": "18h", "lag_step": "6h"}, r"lags in steps of 10800.0 s.*lag_step \(3h\)"),
+        ({"variables": ["d", "vo"]}, r"was trained on \['vo', 'd'\]"),
+        ({"init": "downscale-swe-vd-x4"}, "is a 'downscaler' model; fine-tuning starts from an"),
+    ],
+)
+def test_fine_tuning_errors(tmp_path, kw, match):
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    fit_encoder(ds, epochs=1, seed=0, **SMALL).save(tmp_path / "first")
+    kw = {**SMALL, "epochs": 1, "init": tmp_path / "first", **kw}
+    with pytest.raises(xatmodist.InputError, match=match):
+        fit_encoder(ds, **kw)

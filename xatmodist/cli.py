@@ -87,6 +87,8 @@ def _train_encoder(args) -> int:
         stem_stride=args.stem_stride,
         rank_weight=args.rank_weight,
         projection=args.projection,
+        lat_reflection=(False if args.lat_reflection is None else (args.lat_reflection or True)),
+        init=args.init,
     )
     print(f"saved {model.name} to {Path(args.out) / 'model'}")
     return 0
@@ -254,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="take the distance on a learned 1x1 projection (needs --rank-weight > 0)",
     )
+    te.add_argument(
+        "--lat-reflection",
+        nargs="*",
+        default=None,
+        metavar="VAR",
+        help="augment with north-south mirror images; the variables that change sign "
+        "(default: found by CF standard_name)",
+    )
+    te.add_argument("--init", default=None, help="encoder to fine-tune (name/path)")
     te.add_argument("--val-every", type=int, default=10, help="every n-th time block validates")
     te.add_argument("--block-length", type=int, default=None, help="time steps per block")
     te.add_argument("--name", default="atmodist-custom")

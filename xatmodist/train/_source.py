@@ -18,7 +18,7 @@ from .. import _validate as v
 from ..errors import InputError
 from ._pairs import Block
 
-__all__ = ["FieldSource", "default_variables", "variable_specs"]
+__all__ = ["FieldSource", "default_variables", "reflection_signs", "variable_specs"]
 
 _LOG_STANDARD_NAMES = {
     "atmosphere_relative_vorticity",
@@ -26,6 +26,55 @@ _LOG_STANDARD_NAMES = {
     "atmosphere_absolute_vorticity",
 }
 _LOG_NAMES = {"vo", "d", "vort", "div", "vorticity", "divergence", "vrt"}
+
+#: CF standard names of fields that change sign under a north-south reflection
+#: (pseudo-scalars and meridional components): mirrored about the equator, the
+#: equations of a rotating atmosphere keep their form with f -> -f, so the
+#: mirror image of a state, these fields negated, is an equally possible state
+ODD_UNDER_REFLECTION = {
+    "atmosphere_relative_vorticity",
+    "atmosphere_absolute_vorticity",
+    "atmosphere_upward_relative_vorticity",
+    "atmosphere_upward_absolute_vorticity",
+    "ertel_potential_vorticity",
+    "northward_wind",
+    "northward_eastward_derivative_of_wind",
+    "surface_downward_northward_stress",
+    "northward_sea_water_velocity",
+}
+
+
+def reflection_signs(specs: Sequence[dict], odd) -> list[float]:
+    """Per variable, +1 or -1: its sign under a north-south reflection.
+
+    ``odd`` is True (the variables whose CF standard_name is in
+    :data:`ODD_UNDER_REFLECTION` change sign; every variable needs a
+    standard_name) or a sequence of the variable names that change sign.
+    """
+    names = [s["name"] for s in specs]
+    if odd is True:
+        missing = [s["name"] for s in specs if not s.get("standard_name")]
+        if missing:
+            raise InputError(
+                f"lat_reflection=True decides from CF standard names which variables change "
+                f"sign in the mirror image, but {missing!r} have no standard_name. Add the "
+                "attribute, or name the sign-changing variables yourself, e.g. "
+                "lat_reflection=['vo'] (or [] if none does)."
+            )
+        return [-1.0 if s["standard_name"] in ODD_UNDER_REFLECTION else 1.0 for s in specs]
+    if isinstance(odd, str) or not isinstance(odd, Sequence):
+        raise InputError(
+            f"lat_reflection must be False, True or a list of the variables that change sign "
+            f"under a north-south reflection (e.g. ['vo']); got {odd!r}."
+        )
+    unknown = [str(n) for n in odd if str(n) not in names]
+    if unknown:
+        raise InputError(
+            f"lat_reflection names {unknown!r}, which are not among the training variables "
+            f"{names!r}."
+        )
+    flip = {str(n) for n in odd}
+    return [-1.0 if n in flip else 1.0 for n in names]
 
 
 def default_variables(ds: xr.Dataset) -> list[Hashable]:

@@ -162,7 +162,11 @@ def start_model(init, task: str, cls, args: dict, src: FieldSource) -> Model:
     return start
 
 
-_EXAMPLES = {"downscaler": "downscale-swe-vd-x4", "inpainter": "inpaint-swe-vd"}
+_EXAMPLES = {
+    "encoder": "atmodist-swe-vd-v4",
+    "downscaler": "downscale-swe-vd-x4",
+    "inpainter": "inpaint-swe-vd",
+}
 
 
 def swap_variable(truth, pred, k: int):

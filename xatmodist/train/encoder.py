@@ -18,8 +18,8 @@ from ..zoo import Model
 from . import _checkpoint as checkpoint
 from ._checkpoint import CHECKPOINT
 from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
-from ._source import FieldSource
-from ._supervised import grid_card, swap_variable
+from ._source import FieldSource, reflection_signs
+from ._supervised import grid_card, start_model, swap_variable
 
 __all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup", "rank_loss"]
 
@@ -66,7 +66,12 @@ class _PairStream:
         self.src, self.n_classes, self.stride, self.patch = src, n_classes, stride, patch
         self.lat_rows = lat_rows
 
-    def draw(self, rng, block: Block, fields: np.ndarray, n: int):
+    def draw(self, rng, block: Block, fields: np.ndarray, n: int, signs=None):
+        """``n`` pairs of ``block``, optionally mirrored north-south.
+
+        With ``signs`` (+-1 per channel), each pair is mirrored with probability 1/2:
+        a mirrored pair has its rows reversed and its sign-changing channels negated.
+        """
         t0, cls = sample_pairs(rng, block, n, self.n_classes, self.stride)
         rows, cols = patch_index(
             rng,
@@ -79,6 +84,11 @@ class _PairStream:
         )
         xa = take_patches(fields, t0, rows, cols, self.patch)
         xb = take_patches(fields, t0 + (cls + 1) * self.stride, rows, cols, self.patch)
+        if signs is not None:
+            m = rng.random(n) < 0.5
+            s = np.asarray(signs, dtype=xa.dtype).reshape(1, -1, 1, 1)
+            xa[m] = xa[m, :, ::-1] * s
+            xb[m] = xb[m, :, ::-1] * s
         return xa, xb, cls
 
     def fixed(self, blocks: Sequence[Block], n: int, seed: int):
@@ -124,6 +134,8 @@ def fit_encoder(
     val_every: int = 10,
     val_pairs: int = 2048,
     lat_band: tuple[float, float] | None = None,
+    lat_reflection: bool | Sequence[Hashable] = False,
+    init: str | os.PathLike | Model | None = None,
     mix_blocks: int = 8,
     seed: int = 0,
     out: str | os.PathLike | None = None,
@@ -180,6 +192,17 @@ def fit_encoder(
         are scored after each epoch.
     lat_band : (float, float), optional
         Only draw patches between these latitudes.
+    lat_reflection : bool or sequence of str
+        Augment the training pairs with their north-south mirror images (each
+        pair mirrored with probability 1/2, both fields alike): on a rotating
+        sphere the mirror image of a state is an equally possible state once
+        the fields that change sign under the reflection (vorticity,
+        northward wind, ...) are negated.  True finds those by CF
+        standard_name (every variable needs one); a list names them
+        (``[]`` if none does).  False (default) trains on the data as it is.
+    init : str, path or Model, optional
+        Start from this trained encoder (fine-tuning): same architecture,
+        variables and lag step; its normalisation statistics are kept.
     mix_blocks : int
         Blocks whose pairs are shuffled together into batches.
     seed : int
@@ -218,6 +241,9 @@ def fit_encoder(
     if threads is not None:
         torch.set_num_threads(int(threads))
     src = FieldSource(ds, variables, dim, spatial_dims)
+    signs = None
+    if lat_reflection is not False and lat_reflection is not None:
+        signs = reflection_signs(src.specs, lat_reflection)
     lag_s, n_classes, stride = lag_setup(src.step_seconds, max_lag, lag_step)
     max_steps = n_classes * stride
     if patch_size > src.nlat or (patch_size > src.nlon and not src.wrap):
@@ -276,6 +302,23 @@ def fit_encoder(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
+    start = None
+    if init is not None:
+        arch = {
+            "in_channels": src.n_channels,
+            "n_classes": n_classes,
+            "widths": list(widths),
+            "blocks": blocks,
+            "stem_stride": int(stem_stride),
+            "projection": bool(projection),
+        }
+        start = start_model(init, "encoder", AtmoDistNet, arch, src)
+        if not math.isclose(start.card["lag_step_seconds"], lag_s):
+            raise InputError(
+                f"init={start.name!r} predicts lags in steps of {start.card['lag_step_seconds']} "
+                f"s; these arguments give {lag_s} s. Pass the init model's lag_step "
+                f"({start.card['lag_step_seconds'] / 3600:g}h)."
+            )
     torch.manual_seed(seed)
     net = AtmoDistNet(
         src.n_channels,
@@ -285,6 +328,8 @@ def fit_encoder(
         stem_stride=stem_stride,
         projection=bool(projection),
     )
+    if start is not None:
+        net.load_state_dict(start.module.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, pairs_per_epoch // batch_size)
     total_steps = epochs * steps_per_epoch
@@ -312,7 +357,7 @@ def fit_encoder(
             )
         start_epoch, history, train_seconds = checkpoint.restore(state, net, opt, sched)
         log.info("resumed from %s at epoch %d", ckpt, start_epoch)
-    else:
+    elif start is None:  # an init model brings its own statistics
         rng = np.random.default_rng([seed, 1])
         fields = torch.from_numpy(src.sample_fields(256, rng))
         flat = fields.transpose(0, 1).reshape(src.n_channels, -1).double()
@@ -350,7 +395,7 @@ def fit_encoder(
         buf = []
         it = src.iter_blocks(blocks_ep)
         for bi, (blk, fields) in enumerate(it):
-            buf.append(stream.draw(rng, blk, fields, per_block))
+            buf.append(stream.draw(rng, blk, fields, per_block, signs))
             if len(buf) < mix_blocks and bi + 1 < len(blocks_ep):
                 continue
             xa, xb, cls = (np.concatenate(z) for z in zip(*buf, strict=True))
@@ -467,6 +512,16 @@ def fit_encoder(
             "rank_weight": rank_weight,
             "seed": seed,
             "lat_band": list(lat_band) if lat_band else None,
+            "lat_reflection": (
+                None
+                if signs is None
+                else {
+                    "sign_changing": [
+                        s["name"] for s, g in zip(src.specs, signs, strict=True) if g < 0
+                    ]
+                }
+            ),
+            "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
             "train_seconds": round(train_seconds, 1),
             "torch_threads": torch.get_num_threads(),
             "history": history,
