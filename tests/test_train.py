@@ -75,6 +75,8 @@ def test_fit_encoder_runs_and_saves(tmp_path):
     assert float(d) > 0
     metrics = evaluate_encoder(loaded, ds, n_pairs=64)
     assert 0 <= metrics["top1"] <= 1 and len(metrics["confusion"]) == 3
+    lo, hi = metrics["spearman_learned_ci95"]
+    assert lo <= metrics["spearman_learned"] <= hi
     share = metrics["variable_share"]
     assert set(share) == {"vo", "d"} and sum(share.values()) == pytest.approx(1.0)
     assert all(v > 0 for v in share.values())
@@ -390,3 +392,23 @@ def test_fine_tuning_errors(tmp_path, kw, match):
     kw = {**SMALL, "epochs": 1, "init": tmp_path / "first", **kw}
     with pytest.raises(xatmodist.InputError, match=match):
         fit_encoder(ds, **kw)
+
+
+def test_bootstrap_interval_of_spearman():
+    from scipy.stats import spearmanr
+
+    from xatmodist.train.encoder import _bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    x = np.arange(500.0)
+    assert _bootstrap_ci(x, x**3, seed=1) == pytest.approx([1.0, 1.0])  # monotone: always 1
+    y = x + rng.normal(0, 150.0, x.size)
+    lo, hi = _bootstrap_ci(x, y, seed=1)
+    rho = spearmanr(x, y).statistic
+    assert lo < rho < hi and hi - lo < 0.1
+    # the interval narrows as 1/sqrt(n)
+    xs = np.arange(8000.0)
+    lo4, hi4 = _bootstrap_ci(xs, xs + rng.normal(0, 2400.0, xs.size), seed=1)
+    assert 0.15 < (hi4 - lo4) / (hi - lo) < 0.4
+    lo, hi = _bootstrap_ci(x, rng.normal(size=x.size), seed=1)
+    assert lo < 0 < hi
