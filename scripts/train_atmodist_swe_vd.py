@@ -2,7 +2,9 @@
 
 Run from the repo root::
 
-    python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v4     # the default model
+    python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v5
+    python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v6     # fine-tunes v5
+    python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v4
     python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v3
     python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-fast   # the fast one
     python scripts/train_atmodist_swe_vd.py --model atmodist-swe-vd-v2
@@ -16,9 +18,17 @@ and adds a ranking term on the feature distance
 ``atmodist-swe-vd-v3`` weights that term 8 instead of 2.
 ``atmodist-swe-vd-v4`` is v3's recipe on three times the training runs
 (288: seeds 0..287) for 40 epochs.
+``atmodist-swe-vd-v5`` widens v3's trunk to 48/96/192 channels (2.25x the
+FLOPs) and trains 30 epochs on the 96 runs with every pair also shown as its
+north-south mirror image (vorticity's sign flipped:
+``fit_encoder(lat_reflection=True)``); ``atmodist-swe-vd-v6`` fine-tunes v5
+for 16 more epochs at lr 3e-4 (``fit_encoder(init=...)``).
 ``atmodist-swe-d`` sees divergence alone (v3's recipe, 16 epochs): the
 encoders of both variables give divergence about 1% of their distance, so
 downscalers and inpainters add this one's distance as a divergence term.
+``atmodist-swe-d-30min`` is divergence alone on 30-minute output (its own
+simulation: ``swe30min_*.zarr``), 12 classes of 30 minutes up to 6 hours:
+divergence decorrelates within an hour, so 3-hourly lags cannot see it.
 ``atmodist-swe-vd-fast`` has a 4x4 stem and widths 48/96/192 (13.8 MFLOP per
 patch; v2: 24.2, v1: 97.6) with v3's loss, for speed.
 
@@ -78,6 +88,38 @@ RECIPES = {
         "rank_weight": 8.0,
         "train_runs": 288,
     },
+    "atmodist-swe-vd-v5": {
+        "epochs": 30,
+        "pairs_per_epoch": 32768,
+        "batch_size": 64,
+        "widths": (48, 96, 192),
+        "stem_stride": 2,
+        "rank_weight": 8.0,
+        "lat_reflection": True,
+    },
+    "atmodist-swe-vd-v6": {
+        "init": "atmodist-swe-vd-v5",
+        "lr": 3e-4,
+        "seed": 6,
+        "epochs": 16,
+        "pairs_per_epoch": 32768,
+        "batch_size": 64,
+        "widths": (48, 96, 192),
+        "stem_stride": 2,
+        "rank_weight": 8.0,
+        "lat_reflection": True,
+    },
+    "atmodist-swe-d-30min": {
+        "epochs": 16,
+        "pairs_per_epoch": 32768,
+        "batch_size": 64,
+        "widths": (32, 64, 128),
+        "stem_stride": 2,
+        "rank_weight": 8.0,
+        "variables": ["d"],
+        "step": "30min",
+        "max_lag": "6h",
+    },
     "atmodist-swe-d": {
         "epochs": 16,
         "pairs_per_epoch": 32768,
@@ -115,14 +157,20 @@ def main() -> None:
     work = Path(args.workdir)
     n_runs = recipe.pop("train_runs", TRAIN["n_runs"])
     variables = recipe.pop("variables", ["vo", "d"])
+    step = recipe.pop("step", datasets.SIMULATOR_DEFAULTS["step"])
+    max_lag = recipe.pop("max_lag", "36h")
+    lag_step = recipe.pop("lag_step", step)
+    lr = recipe.pop("lr", 2e-3)
+    seed = recipe.pop("seed", 0)
+    prefix = "swe" if step == datasets.SIMULATOR_DEFAULTS["step"] else f"swe{step}"
     sets = [("train", TRAIN), ("heldout", HELDOUT)]
     if n_runs > TRAIN["n_runs"]:
         sets.append(("train_extra", EXTRA))
     paths = {}
     for key, kw in sets:
-        path = work / f"swe_{key}.zarr"
+        path = work / f"{prefix}_{key}.zarr"
         if not (path / "zarr.json").exists() and not (path / ".zmetadata").exists():
-            datasets.shallow_water(**kw, path=path)
+            datasets.shallow_water(**kw, step=step, path=path)
         paths[key] = path
     train = xr.open_zarr(paths["train"])
     if n_runs > TRAIN["n_runs"]:
@@ -132,19 +180,19 @@ def main() -> None:
     model = fit_encoder(
         train,
         variables=variables,
-        max_lag="36h",
-        lag_step="3h",
+        max_lag=max_lag,
+        lag_step=lag_step,
         patch_size=32,
-        lr=2e-3,
-        seed=0,
+        lr=lr,
+        seed=seed,
         out=work / ("train_" + args.model.replace("-", "_")),
         resume=True,
         name=args.model,
         stop_after=args.stop_after,
         **recipe,
         data_description=(
-            "xatmodist.datasets.shallow_water defaults (64x128 equiangular, 3-hourly, "
-            f"5-day spin-up discarded): {n_runs} runs x {TRAIN['n_steps']} steps, "
+            f"xatmodist.datasets.shallow_water defaults (64x128 equiangular, output every "
+            f"{step}, 5-day spin-up discarded): {n_runs} runs x {TRAIN['n_steps']} steps, "
             f"seeds {TRAIN['seed']}..{TRAIN['seed'] + n_runs - 1}"
         ),
     )
@@ -154,13 +202,13 @@ def main() -> None:
     model.card["training"]["command"] = (
         f"python scripts/train_atmodist_swe_vd.py --model {args.model}"
     )
-    model.card["training"]["simulator"] = datasets.SIMULATOR_DEFAULTS
+    model.card["training"]["simulator"] = {**datasets.SIMULATOR_DEFAULTS, "step": step}
     model.save(dest)
     metrics = evaluate_encoder(load_model(dest), heldout, n_pairs=4096, seed=1)
     model.card["metrics"]["heldout"] = {
         "data": f"shallow_water seeds {HELDOUT['seed']}..{HELDOUT['seed'] + HELDOUT['n_runs'] - 1}"
         f" ({HELDOUT['n_runs']} runs x {HELDOUT['n_steps']} steps), never used in training",
-        "command": f"xatmodist evaluate encoder {args.model} data/swe_heldout.zarr",
+        "command": f"xatmodist evaluate encoder {args.model} data/{prefix}_heldout.zarr",
         **metrics,
     }
     model.save(dest)
