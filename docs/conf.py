@@ -247,6 +247,9 @@ def render_card(card: dict, folder: str) -> str:
             "spearman_l2": "Spearman ρ, l2 distance vs lag",
         }
         rows += [(label, held[k]) for k, label in labels.items() if k in held]
+        if held.get("spearman_learned_ci95"):
+            lo, hi = held["spearman_learned_ci95"]
+            rows.append(("Spearman ρ, learned: bootstrap 95% interval", f"{lo:.3f} .. {hi:.3f}"))
         for k, label in (
             ("learned_nearest_centroid", "learned-distance nearest centroid"),
             ("l2_nearest_centroid", "l2 nearest centroid"),

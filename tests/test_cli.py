@@ -97,6 +97,20 @@ def test_simulate_train_evaluate_resume(tmp_path, capsys):
     )
     metrics = json.loads(capsys.readouterr().out)
     assert {"top1", "within1", "spearman_learned", "spearman_l2"} <= set(metrics)
+    # the table, with the bootstrap interval of rho under rho
+    evaluate = ["evaluate", "encoder", str(tmp_path / "run" / "model"), str(nc), "--n-pairs", "64"]
+    assert main(evaluate) == 0
+    table = capsys.readouterr().out.splitlines()
+    rho = next(i for i, line in enumerate(table) if line.startswith("Spearman rho learned"))
+    lo, hi = metrics["spearman_learned_ci95"]
+    assert table[rho + 1].split() == [
+        "95%",
+        "bootstrap",
+        "interval",
+        f"{lo:.3f}",
+        "..",
+        f"{hi:.3f}",
+    ]
     # the v2 recipe's options: patchify stem and the distance ranking term
     v2 = [*train[:-4], "--out", str(tmp_path / "run3"), "--name", "cli-v2"]
     v2 += ["--widths", "8", "16", "--stem-stride", "2", "--rank-weight", "0.5", "--projection"]

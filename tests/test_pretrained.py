@@ -129,7 +129,13 @@ def test_ranked_encoder_distance_orders_lags_better_than_v1(name, sample_scores)
     assert s["within1"] >= 0.8
 
 
-def test_default_encoder_has_the_best_recorded_distance():
-    """The default is the zoo encoder whose distance orders held-out lags best."""
-    rho = {n: CARDS[n]["metrics"]["heldout"]["spearman_learned"] for n in VD}
-    assert xatmodist.zoo.DEFAULT_ENCODER == max(rho, key=rho.get)
+def test_no_encoder_orders_lags_clearly_better_than_the_default():
+    """No zoo encoder's held-out rho lies above the default's bootstrap 95% interval
+    (all cards are measured on the same pairs), so a cheaper default may stand
+    against a statistical tie but not against a clear winner."""
+    default = CARDS[xatmodist.zoo.DEFAULT_ENCODER]["metrics"]["heldout"]
+    upper = default["spearman_learned_ci95"][1]
+    for n in VD:
+        held = CARDS[n]["metrics"]["heldout"]
+        assert held["command"].split()[4:] == default["command"].split()[4:], n  # same pairs
+        assert held["spearman_learned"] <= upper, n

@@ -193,6 +193,10 @@ def _evaluate_encoder(args) -> int:
             ("within +-1 class", f"{metrics['within1']:.3f}"),
             ("l2 nearest-centroid top-1 / +-1", f"{nc['top1']:.3f} / {nc['within1']:.3f}"),
             ("Spearman rho learned distance", f"{metrics['spearman_learned']:.3f}"),
+            (
+                "  95% bootstrap interval",
+                "{:.3f} .. {:.3f}".format(*metrics["spearman_learned_ci95"]),
+            ),
             ("Spearman rho l2 distance", f"{metrics['spearman_l2']:.3f}"),
         ]
         for k, v in rows:
