@@ -43,7 +43,7 @@ rerun the same command after an interruption); (3) the held-out evaluation
 (``xatmodist.train.evaluate_encoder``, 8192 pairs of the 32 held-out runs) goes
 into the card, and the model is written to ``pretrained/<model>``.
 ``--evaluate-only`` re-measures a shipped model and rewrites its card's
-metrics alone (weights untouched).
+metrics alone (the weights are written back unchanged).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import xarray as xr
@@ -67,6 +68,7 @@ HELDOUT = {"n_runs": 16, "n_steps": 80, "seed": 100_000}
 #: a second held-out set: rho also depends on which runs are drawn (the bootstrap
 #: interval covers only the draw of pairs), so the cards pool both sets (32 runs)
 HELDOUT2 = {"n_runs": 16, "n_steps": 80, "seed": 300_000}
+HELDOUT_SETS = {"heldout": HELDOUT, "heldout2": HELDOUT2}
 EVAL = {"n_pairs": 8192, "seed": 1}
 
 #: fit_encoder arguments of each shipped encoder (beyond the shared ones below)
@@ -166,58 +168,53 @@ def main() -> None:
     lr = recipe.pop("lr", 2e-3)
     seed = recipe.pop("seed", 0)
     prefix = "swe" if step == datasets.SIMULATOR_DEFAULTS["step"] else f"swe{step}"
-    heldout_sets = [("heldout", HELDOUT), ("heldout2", HELDOUT2)]
-    if args.evaluate_only:  # re-measure the shipped model, rewrite only its card's metrics
-        paths = simulate(heldout_sets, work, prefix, step)
+    if args.evaluate_only:  # re-measure the shipped model: only its card's metrics change
+        paths = simulate(HELDOUT_SETS.items(), work, prefix, step)
         model = load_model(dest)
-        metrics = evaluate(model, [paths["heldout"], paths["heldout2"]])
-        card = Path(dest) / "card.json"
-        on_disk = json.loads(card.read_text())
-        on_disk["metrics"]["heldout"] = model.card["metrics"]["heldout"]
-        card.write_text(json.dumps(on_disk, indent=2) + "\n")
-        print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, indent=1))  # noqa: T201
-        return
-    sets = [("train", TRAIN), *heldout_sets]
-    if n_runs > TRAIN["n_runs"]:
-        sets.append(("train_extra", EXTRA))
-    paths = simulate(sets, work, prefix, step)
-    train = xr.open_zarr(paths["train"])
-    if n_runs > TRAIN["n_runs"]:
-        extra = xr.open_zarr(paths["train_extra"])
-        train = xr.concat([train, extra], dim="run", data_vars="all", join="exact")
-        train = train.isel(run=slice(0, n_runs))
-    model = fit_encoder(
-        train,
-        variables=variables,
-        max_lag=max_lag,
-        lag_step=lag_step,
-        patch_size=32,
-        lr=lr,
-        seed=seed,
-        out=work / ("train_" + args.model.replace("-", "_")),
-        resume=True,
-        name=args.model,
-        stop_after=args.stop_after,
-        **recipe,
-        data_description=(
-            f"xatmodist.datasets.shallow_water defaults (64x128 equiangular, output every "
-            f"{step}, 5-day spin-up discarded): {n_runs} runs x {TRAIN['n_steps']} steps, "
-            f"seeds {TRAIN['seed']}..{TRAIN['seed'] + n_runs - 1}"
-        ),
-    )
-    if args.stop_after is not None and len(model.card["training"]["history"]) < recipe["epochs"]:
-        return  # a time-limited part of the run: rerun the command to continue
-    model.card["training"]["command"] = (
-        f"python scripts/train_atmodist_swe_vd.py --model {args.model}"
-    )
-    model.card["training"]["simulator"] = {**datasets.SIMULATOR_DEFAULTS, "step": step}
-    model.save(dest)
-    metrics = evaluate(model, [paths["heldout"], paths["heldout2"]])
-    model.save(dest)
+    else:
+        sets = [("train", TRAIN), *HELDOUT_SETS.items()]
+        if n_runs > TRAIN["n_runs"]:
+            sets.append(("train_extra", EXTRA))
+        paths = simulate(sets, work, prefix, step)
+        train = xr.open_zarr(paths["train"])
+        if n_runs > TRAIN["n_runs"]:
+            extra = xr.open_zarr(paths["train_extra"])
+            train = xr.concat([train, extra], dim="run", data_vars="all", join="exact")
+            train = train.isel(run=slice(0, n_runs))
+        model = fit_encoder(
+            train,
+            variables=variables,
+            max_lag=max_lag,
+            lag_step=lag_step,
+            patch_size=32,
+            lr=lr,
+            seed=seed,
+            out=work / ("train_" + args.model.replace("-", "_")),
+            resume=True,
+            name=args.model,
+            stop_after=args.stop_after,
+            **recipe,
+            data_description=(
+                f"xatmodist.datasets.shallow_water defaults (64x128 equiangular, output every "
+                f"{step}, 5-day spin-up discarded): {n_runs} runs x {TRAIN['n_steps']} steps, "
+                f"seeds {TRAIN['seed']}..{TRAIN['seed'] + n_runs - 1}"
+            ),
+        )
+        history = model.card["training"]["history"]
+        if args.stop_after is not None and len(history) < recipe["epochs"]:
+            return  # a time-limited part of the run: rerun the command to continue
+        model.card["training"]["command"] = (
+            f"python scripts/train_atmodist_swe_vd.py --model {args.model}"
+        )
+        model.card["training"]["simulator"] = {**datasets.SIMULATOR_DEFAULTS, "step": step}
+    metrics = evaluate(model, paths)
+    model.save(dest)  # a loaded model saves its weights back byte for byte
     print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, indent=1))  # noqa: T201
 
 
-def simulate(sets: list[tuple[str, dict]], work: Path, prefix: str, step: str) -> dict[str, Path]:
+def simulate(
+    sets: Iterable[tuple[str, dict]], work: Path, prefix: str, step: str
+) -> dict[str, Path]:
     """Simulate the runs of each set that is not yet on disk; their zarr paths."""
     paths = {}
     for key, kw in sets:
@@ -228,18 +225,18 @@ def simulate(sets: list[tuple[str, dict]], work: Path, prefix: str, step: str) -
     return paths
 
 
-def evaluate(model, paths: list[Path]) -> dict:
+def evaluate(model, paths: dict[str, Path]) -> dict:
     """Held-out metrics on the pooled held-out sets, written into ``model.card``."""
-    heldout = open_data([str(p) for p in paths])  # as `xatmodist evaluate encoder` opens them
+    files = [paths[key] for key in HELDOUT_SETS]
+    heldout = open_data([str(p) for p in files])  # as `xatmodist evaluate encoder` opens them
     metrics = evaluate_encoder(model, heldout, **EVAL)
-    seeds = ", ".join(
-        f"{kw['seed']}..{kw['seed'] + kw['n_runs'] - 1}" for kw in (HELDOUT, HELDOUT2)
-    )
+    sets = HELDOUT_SETS.values()
+    seeds = ", ".join(f"{kw['seed']}..{kw['seed'] + kw['n_runs'] - 1}" for kw in sets)
     model.card["metrics"]["heldout"] = {
-        "data": f"shallow_water seeds {seeds} ({HELDOUT['n_runs'] + HELDOUT2['n_runs']} runs x "
+        "data": f"shallow_water seeds {seeds} ({sum(kw['n_runs'] for kw in sets)} runs x "
         f"{HELDOUT['n_steps']} steps), never used in training",
         "command": f"xatmodist evaluate encoder {model.name} "
-        + " ".join(f"data/{p.name}" for p in paths)
+        + " ".join(f"data/{p.name}" for p in files)
         + f" --n-pairs {EVAL['n_pairs']} --seed {EVAL['seed']}",
         **metrics,
     }
