@@ -114,10 +114,12 @@ def test_simulate_train_evaluate_resume(tmp_path, capsys):
     # the v2 recipe's options: patchify stem and the distance ranking term
     v2 = [*train[:-4], "--out", str(tmp_path / "run3"), "--name", "cli-v2"]
     v2 += ["--widths", "8", "16", "--stem-stride", "2", "--rank-weight", "0.5", "--projection"]
+    v2 += ["--distance", "l1"]
     assert main(v2) == 0
     card = json.loads((tmp_path / "run3" / "model" / "card.json").read_text())
     assert card["args"]["stem_stride"] == 2 and card["args"]["widths"] == [8, 16]
     assert card["training"]["rank_weight"] == 0.5 and card["args"]["projection"] is True
+    assert card["args"]["distance"] == "l1"
     # fine-tuning with mirror images: bare --lat-reflection finds vo by standard_name
     tuned = [*train[:-4], "--out", str(tmp_path / "run4"), "--name", "cli-tuned"]
     tuned += ["--init", str(tmp_path / "run" / "model"), "--lat-reflection"]

@@ -292,9 +292,91 @@ def test_projection_head_defines_the_distance(tmp_path):
         assert torch.equal(pn.features(x), pn.trunk(x))
 
 
+def test_l1_distance_is_the_models_distance_and_training_ranks_the_squared(tmp_path):
+    """distance="l1": the model's distance, its validation rho and alpha use the mean
+    absolute feature difference; the ranking term still ranks the squared one, so the
+    same seed trains the same weights as distance="squared"."""
+    import torch
+
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    kw = {**SMALL, "epochs": 2, "seed": 0, "rank_weight": 1.0}
+    sq = fit_encoder(ds, **kw)
+    l1 = fit_encoder(ds, distance="l1", **kw)
+    assert "distance" not in sq.card["args"] and sq.card["distance"]["kind"] == "squared"
+    assert l1.card["args"]["distance"] == "l1" and l1.card["distance"]["kind"] == "l1"
+    assert "|f(a) - f(b)|" in l1.card["distance"]["definition"]
+    for k, w in sq.module.state_dict().items():
+        if k != "alpha":
+            assert torch.equal(l1.module.state_dict()[k], w), k
+    losses = [[h["train_loss"] for h in m.card["training"]["history"]] for m in (sq, l1)]
+    assert losses[0] == losses[1]
+    assert l1.card["distance"]["alpha"] != sq.card["distance"]["alpha"]
+    x = torch.from_numpy(np.stack([ds.vo.values[:4, :16, :16], ds.d.values[:4, :16, :16]], 1))
+    y = torch.from_numpy(np.stack([ds.vo.values[9:13, :16, :16], ds.d.values[9:13, :16, :16]], 1))
+    net = l1.module.eval()
+    with torch.inference_mode():
+        fx, fy = net.features(x), net.features(y)
+        np.testing.assert_allclose(
+            net.distance(x, y), net.alpha * (fx - fy).abs().mean(dim=(1, 2, 3)), rtol=1e-6
+        )
+        # training's distance stays the squared one
+        raw = net.logits_and_distance(x, y)[1]
+        np.testing.assert_allclose(raw, (fx - fy).pow(2).mean(dim=(1, 2, 3)), rtol=1e-5)
+    # the card's validation numbers are those of the saved model's distance
+    held = evaluate_encoder(l1, ds, n_pairs=64, seed=0)
+    assert held["spearman_learned"] != evaluate_encoder(sq, ds, n_pairs=64, seed=0)[
+        "spearman_learned"
+    ]
+    # the kind travels with the card: reloaded, the same distance
+    l1.save(tmp_path / "l1")
+    loaded = xatmodist.load_model(tmp_path / "l1").module
+    assert loaded.distance_kind == "l1"
+    with torch.inference_mode():
+        np.testing.assert_allclose(loaded.distance(x, y), net.distance(x, y), rtol=1e-6)
+
+
+def test_losses_and_lag_curve_use_the_encoders_distance(tmp_path):
+    """The downscaler's and inpainter's feature losses and lag_curve take the l1
+    encoder's distance as its card says."""
+    import torch
+
+    from xatmodist.train.downscaler import _feature_distance
+    from xatmodist.train.inpainter import _near_hole_distance
+
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    enc = fit_encoder(ds, distance="l1", **{**SMALL, "epochs": 1, "seed": 0})
+    net = enc.module.eval()
+    x = torch.from_numpy(np.stack([ds.vo.values[:2, :16, :16], ds.d.values[:2, :16, :16]], 1))
+    y = torch.from_numpy(np.stack([ds.vo.values[5:7, :16, :16], ds.d.values[5:7, :16, :16]], 1))
+    with torch.no_grad():
+        diff = net.features(x) - net.features(y)
+        np.testing.assert_allclose(_feature_distance(enc)(x, y), diff.abs().mean(), rtol=1e-6)
+        whole = torch.ones(2, 1, 16, 16)  # a hole over the whole patch: every cell sees it
+        np.testing.assert_allclose(
+            _near_hole_distance(enc)(x, y, whole), diff.abs().mean(), rtol=1e-6
+        )
+    enc.save(tmp_path / "l1")
+    curve = xatmodist.lag_curve(ds, model=tmp_path / "l1", max_lag="6h").compute()
+    f = xatmodist.embed(ds, model=tmp_path / "l1", pool="none").values
+    expected = float(net.alpha) * np.abs(f[1:] - f[:-1]).mean()
+    np.testing.assert_allclose(curve.learned.isel(lag=0), expected, rtol=1e-5)
+
+
+def test_a_card_with_an_unknown_distance_fails_to_load(tmp_path):
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    fit_encoder(ds, epochs=1, seed=0, **SMALL).save(tmp_path / "m")
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    card["args"]["distance"] = "cosine"
+    (tmp_path / "m" / "card.json").write_text(json.dumps(card))
+    with pytest.raises(xatmodist.ModelError, match=r"distance must be one of .*'cosine'"):
+        xatmodist.load_model(tmp_path / "m")
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
+        ({"distance": "cosine"}, r"distance must be one of \['squared', 'l1'\].*got 'cosine'"),
+        ({"distance": None}, r"distance must be one of .*got None"),
         ({"rank_weight": -1.0}, "rank_weight must be a finite number >= 0"),
         ({"rank_weight": float("nan")}, "rank_weight must be a finite number >= 0"),
         ({"rank_weight": "high"}, r"rank_weight must be .* got .high."),

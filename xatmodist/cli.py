@@ -87,6 +87,7 @@ def _train_encoder(args) -> int:
         stem_stride=args.stem_stride,
         rank_weight=args.rank_weight,
         projection=args.projection,
+        distance=args.distance,
         lat_reflection=(False if args.lat_reflection is None else (args.lat_reflection or True)),
         init=args.init,
     )
@@ -259,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--projection",
         action="store_true",
         help="take the distance on a learned 1x1 projection (needs --rank-weight > 0)",
+    )
+    te.add_argument(
+        "--distance",
+        choices=["squared", "l1"],
+        default="squared",
+        help="the model's distance: mean squared or mean absolute feature difference",
     )
     te.add_argument(
         "--lat-reflection",

@@ -169,6 +169,8 @@ def lag_curve(
         the largest lag) to compare their shapes.  Lazy if the input was
         dask-backed.
     """
+    from .nn.encoder import feature_difference  # torch, imported with the model
+
     m = load_model(model)
     dim = v.time_dim(a, dim)
     step = _time_step(a, dim)
@@ -194,12 +196,12 @@ def lag_curve(
         out_core_dims=[CHANNEL, "y", "x"],
         output_sizes={CHANNEL: p.da.sizes[CHANNEL], "y": p.da.sizes[p.lat], "x": p.da.sizes[p.lon]},
     )
-    alpha = float(m.module.alpha)
+    alpha, kind = float(m.module.alpha), m.module.distance_kind
     learned, l2 = [], []
     for k in range(1, kmax + 1):
         f0, f1 = _pairs(feats, dim, k)
         z0, z1 = _pairs(z, dim, k)
-        learned.append(alpha * ((f0 - f1) ** 2).mean())
+        learned.append(alpha * feature_difference(f0 - f1, kind).mean())
         l2.append(((z0 - z1) ** 2).mean())
     lags = pd.to_timedelta(np.arange(1, kmax + 1) * step.value, unit="ns")
     coord = {"lag": ("lag", lags.values, {"long_name": "time lag"})}

@@ -16,6 +16,8 @@ __all__ = [
     "ResBlock",
     "Encoder",
     "AtmoDistNet",
+    "DISTANCES",
+    "feature_difference",
     "fused_for_inference",
     "FrozenTrunk",
     "frozen_for_inference",
@@ -167,6 +169,19 @@ class Encoder(nn.Module):
         return outs if layers is not None else y
 
 
+#: how :meth:`AtmoDistNet.distance` compares features (the first is the default)
+DISTANCES = ("squared", "l1")
+
+
+def feature_difference(diff, kind: str):
+    """``diff ** 2`` (``kind="squared"``) or ``|diff|`` (``"l1"``), elementwise.
+
+    Works on tensors, numpy arrays and xarray objects alike, so lazy code
+    (:func:`xatmodist.lag_curve`) and training losses share one definition.
+    """
+    return abs(diff) if kind == "l1" else diff**2
+
+
 class AtmoDistNet(nn.Module):
     """Siamese lag classifier; its encoder defines the AtmoDist distance.
 
@@ -188,6 +203,13 @@ class AtmoDistNet(nn.Module):
         projection is shaped by the ranking term of training
         (``fit_encoder(rank_weight=...)``), so the distance space does not have
         to be the space the classifier needs.
+    distance : {"squared", "l1"}
+        How :meth:`distance` compares two patches' features: ``"squared"``, the
+        mean squared difference (as the AtmoDist paper); ``"l1"``, the mean
+        absolute difference, a true metric (it obeys the triangle inequality)
+        and less dominated by the few feature cells that change most.  Either
+        is multiplied by the calibrated ``alpha``.  Training ranks the squared
+        distance whatever this is (:meth:`logits_and_distance`).
     """
 
     def __init__(
@@ -199,8 +221,12 @@ class AtmoDistNet(nn.Module):
         log_scale: float = 0.2,
         stem_stride: int = 1,
         projection: bool = False,
+        distance: str = "squared",
     ) -> None:
         super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        self.distance_kind = distance
         self.normaliser = Normaliser(in_channels, log_scale)
         self.encoder = Encoder(in_channels, widths, blocks, stem_stride)
         c = self.encoder.out_channels
@@ -244,7 +270,9 @@ class AtmoDistNet(nn.Module):
         """Lag-class logits and the uncalibrated feature distance, one encoder pass.
 
         Training uses both: the cross-entropy on the logits and, optionally, a
-        ranking term that orders the distances by lag.
+        ranking term that orders the distances by lag.  The distance here is
+        the mean squared feature difference whatever ``distance`` the network
+        was built with (see ``fit_encoder``'s ``distance``).
         """
         f = self.trunk(torch.cat([xa, xb], dim=0))
         fa, fb = f.chunk(2, dim=0)
@@ -253,10 +281,20 @@ class AtmoDistNet(nn.Module):
         return logits, (pa - pb).pow(2).mean(dim=(1, 2, 3))
 
     def distance(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
-        """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2)."""
+        """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2), or of |f_a - f_b|."""
         f = self.features(torch.cat([xa, xb], dim=0))
         fa, fb = f.chunk(2, dim=0)
-        return self.alpha * (fa - fb).pow(2).mean(dim=(1, 2, 3))
+        return self.alpha * self.feature_distance(fa, fb)
+
+    def feature_distance(
+        self, fa: torch.Tensor, fb: torch.Tensor, dim: int | tuple[int, ...] = (1, 2, 3), **kw
+    ) -> torch.Tensor:
+        """Uncalibrated distance of features ``fa`` and ``fb``.
+
+        The mean over ``dim`` of their squared or absolute difference, as the
+        network's ``distance`` says (``kw``, e.g. ``keepdim``, go to ``mean``).
+        """
+        return feature_difference(fa - fb, self.distance_kind).mean(dim=dim, **kw)
 
 
 def fused_for_inference(net: AtmoDistNet) -> AtmoDistNet:

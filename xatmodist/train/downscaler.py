@@ -322,13 +322,17 @@ class _Critic:
 
 
 def _feature_distance(enc: Model):
-    """``dist(x, truth[, f_truth])``: mean squared feature difference over the patch."""
+    """``dist(x, truth[, f_truth])``: the encoder's uncalibrated feature distance.
+
+    The mean squared or absolute feature difference over the patch, as the
+    encoder's card says.
+    """
     import torch
 
     def dist(x, truth, ft=None):
         if ft is None:
             with torch.no_grad():
                 ft = enc.module.features(truth)
-        return (enc.module.features(x) - ft).pow(2).mean()
+        return enc.module.feature_distance(enc.module.features(x), ft, dim=None)
 
     return dist

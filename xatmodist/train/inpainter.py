@@ -44,7 +44,7 @@ def _near_hole_distance(enc):
         r = mask.shape[-1] // fp.shape[-1]
         # feature cells whose receptive field reaches into the hole
         w = F.max_pool2d(F.max_pool2d(mask, r), 3, stride=1, padding=1)
-        d = (fp - ft).pow(2).mean(dim=1, keepdim=True)
+        d = net.feature_distance(fp, ft, dim=1, keepdim=True)
         return (d * w).sum() / w.sum().clamp(min=1.0)
 
     return dist
