@@ -22,7 +22,9 @@ and adds a ranking term on the feature distance
 FLOPs) and trains 30 epochs on the 96 runs with every pair also shown as its
 north-south mirror image (vorticity's sign flipped:
 ``fit_encoder(lat_reflection=True)``); ``atmodist-swe-vd-v6`` fine-tunes v5
-for 16 more epochs at lr 3e-4 on v4's 288 runs (``fit_encoder(init=...)``).
+for 16 more epochs at lr 3e-4 on v4's 288 runs (``fit_encoder(init=...)``)
+and takes its distance as the mean absolute, not squared, feature difference
+(``fit_encoder(distance="l1")``).
 ``atmodist-swe-d`` sees divergence alone (v3's recipe, 16 epochs): the
 encoders of both variables give divergence about 1% of their distance, so
 downscalers and inpainters add this one's distance as a divergence term.
@@ -127,7 +129,7 @@ RECIPES = {
     },
 }
 
-#: v5 fine-tuned on v4's 288 runs
+#: v5 fine-tuned on v4's 288 runs; its distance is the mean absolute feature difference
 RECIPES["atmodist-swe-vd-v6"] = {
     **RECIPES["atmodist-swe-vd-v5"],
     "init": "atmodist-swe-vd-v5",
@@ -135,6 +137,7 @@ RECIPES["atmodist-swe-vd-v6"] = {
     "lr": 3e-4,
     "seed": 6,
     "epochs": 16,
+    "distance": "l1",
 }
 #: an experiment of issue 4, not in the zoo: divergence on 30-minute output
 RECIPES["atmodist-swe-d-30min"] = {**RECIPES["atmodist-swe-d"], "step": "30min", "max_lag": "6h"}
