@@ -324,9 +324,9 @@ def test_l1_distance_is_the_models_distance_and_training_ranks_the_squared(tmp_p
         np.testing.assert_allclose(raw, (fx - fy).pow(2).mean(dim=(1, 2, 3)), rtol=1e-5)
     # the card's validation numbers are those of the saved model's distance
     held = evaluate_encoder(l1, ds, n_pairs=64, seed=0)
-    assert held["spearman_learned"] != evaluate_encoder(sq, ds, n_pairs=64, seed=0)[
-        "spearman_learned"
-    ]
+    assert (
+        held["spearman_learned"] != evaluate_encoder(sq, ds, n_pairs=64, seed=0)["spearman_learned"]
+    )
     # the kind travels with the card: reloaded, the same distance
     l1.save(tmp_path / "l1")
     loaded = xatmodist.load_model(tmp_path / "l1").module
