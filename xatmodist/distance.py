@@ -34,8 +34,9 @@ def distance(
     than the model's patch are tiled; longitude wraps on global grids); the
     distance is ``alpha * mean((f(a) - f(b))**2)`` over features, or
     ``alpha * mean(|f(a) - f(b)|)`` where the card's ``distance.kind`` is
-    ``"l1"`` (as the default encoder's), averaged over the patches.  ``alpha`` (from the model card) scales it to match the
-    MSE of the normalised fields at large lags.
+    ``"l1"`` (as the default encoder's), averaged over the patches.
+    ``alpha`` (from the model card) scales it to match the MSE of the
+    normalised fields at large lags.
 
     Parameters
     ----------
