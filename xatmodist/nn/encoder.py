@@ -265,20 +265,22 @@ class AtmoDistNet(nn.Module):
         return self.logits_and_distance(xa, xb)[0]
 
     def logits_and_distance(
-        self, xa: torch.Tensor, xb: torch.Tensor
+        self, xa: torch.Tensor, xb: torch.Tensor, kind: str = "squared"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Lag-class logits and the uncalibrated feature distance, one encoder pass.
 
         Training uses both: the cross-entropy on the logits and, optionally, a
-        ranking term that orders the distances by lag.  The distance here is
-        the mean squared feature difference whatever ``distance`` the network
-        was built with (see ``fit_encoder``'s ``distance``).
+        ranking term that orders the distances by lag.  The distance is the
+        mean squared feature difference (``kind="squared"``), which training
+        ranks whatever ``distance`` the network was built with (see
+        ``fit_encoder``'s ``distance``); validation asks for the network's own
+        (``kind=net.distance_kind``).
         """
         f = self.trunk(torch.cat([xa, xb], dim=0))
         fa, fb = f.chunk(2, dim=0)
         logits = self.head(torch.cat([fa, fb, (fa - fb).abs()], dim=1))
         pa, pb = self.projection(f).chunk(2, dim=0)
-        return logits, (pa - pb).pow(2).mean(dim=(1, 2, 3))
+        return logits, feature_difference(pa - pb, kind).mean(dim=(1, 2, 3))
 
     def distance(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2), or of |f_a - f_b|."""

@@ -475,7 +475,13 @@ def fit_encoder(
                 seconds=train_seconds,
             )
 
-    val = _score(net, va, vb, vc, n_classes)  # leaves the network in training mode
+    # a run resumed after its last epoch (e.g. with another distance) has no fresh
+    # validation of the returned network: score it again (leaves training mode on)
+    rescored = (
+        {f"val_{k}": v for k, v in _score(net, va, vb, vc, n_classes).items()}
+        if history and len(history) == start_epoch
+        else {}
+    )
     net.eval()
     alpha = calibrate_alpha(net, va, vb, vc, n_classes)
     net.alpha.fill_(alpha)
@@ -549,13 +555,7 @@ def fit_encoder(
             "torch_threads": torch.get_num_threads(),
             "history": history,
         },
-        # the final network scored again: a run resumed with another distance was
-        # validated on the old one during training
-        "metrics": {
-            "validation": {**history[-1], **{f"val_{k}": v for k, v in val.items()}}
-            if history
-            else {}
-        },
+        "metrics": {"validation": {**history[-1], **rescored} if history else {}},
     }
     model = Model(card=card, module=net)
     if out is not None:
@@ -597,8 +597,8 @@ def _score(net, a, b, c, n_classes: int, batch: int = 512) -> dict:
     net.eval()
     with torch.inference_mode():
         out = [
-            (net(xa, xb), net.distance(xa, xb))
-            for xa, xb in zip(a.split(batch), b.split(batch), strict=True)
+            net.logits_and_distance(a[i : i + batch], b[i : i + batch], kind=net.distance_kind)
+            for i in range(0, len(c), batch)
         ]
     net.train()
     pred = torch.cat([o[0] for o in out]).argmax(1)
