@@ -16,7 +16,7 @@ from .errors import InputError
 __all__ = ["set_options", "get_options"]
 
 _OPTIONS: dict[str, Any] = {
-    "batch_size": 256,
+    "batch_size": 64,
     "torch_threads": None,
     "progress": True,
     "jit": True,
@@ -58,7 +58,13 @@ class set_options:  # noqa: N801  (lower case like xarray.set_options)
     Parameters
     ----------
     batch_size : int
-        Patches per forward pass of the network (default 256).
+        Patches per forward pass of an encoder (default 64).  Every pass holds
+        exactly this many (the last one of a chunk padded), so a result does
+        not depend on how the input is chunked, on any CPU; another
+        ``batch_size`` may change results in the last bits
+        (docs/reliability.md).  64 was as fast per patch as 128 or 256 for the
+        default encoder on 2 CPU threads, and pads small chunks less.
+        Downscalers and inpainters take one whole field per pass.
     torch_threads : int or None
         torch intra-op threads for inference; None leaves torch's default.
         On a dask cluster use one thread per worker process.

@@ -6,6 +6,7 @@ import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
+from .._threads import restores_torch_threads
 from .._validate import check_bool, positive_float
 from ..errors import InputError
 from ..zoo import Model
@@ -36,6 +37,7 @@ def coarsen(x, factor: int):
     return F.avg_pool2d(x, factor)
 
 
+@restores_torch_threads
 def fit_downscaler(
     hr,
     *,
@@ -159,8 +161,6 @@ def fit_downscaler(
             f"patch_size={patch_size} must be a multiple of factor={factor} and give at "
             f"least 4 coarse cells; e.g. patch_size={16 * factor}."
         )
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     src = FieldSource(hr, variables, dim, spatial_dims)
     if patch_size > src.nlat:
         raise InputError(f"patch_size={patch_size} exceeds the {src.nlat} latitudes of the grid.")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._threads import restores_torch_threads
 from .._validate import check_bool
 from ..errors import InputError
 from ..nn.encoder import DISTANCES
@@ -112,6 +113,7 @@ def _lat_rows(src: FieldSource, lat_band) -> tuple[int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1
 
 
+@restores_torch_threads
 def fit_encoder(
     ds,
     *,
@@ -250,8 +252,6 @@ def fit_encoder(
 
     from ..nn import AtmoDistNet
 
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     src = FieldSource(ds, variables, dim, spatial_dims)
     signs = None
     if lat_reflection is not False and lat_reflection is not None:

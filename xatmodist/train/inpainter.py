@@ -6,6 +6,7 @@ import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
+from .._threads import restores_torch_threads
 from ..errors import InputError
 from ..zoo import Model
 from ._masks import KINDS, random_masks
@@ -74,6 +75,7 @@ def _hole_loss(enc, l2_weight: float, std, weights=None, extra=()):
     return loss
 
 
+@restores_torch_threads
 def fit_inpainter(
     ds,
     *,
@@ -188,8 +190,6 @@ def fit_inpainter(
             f"patch_size={patch_size} must be a multiple of {mult} (2**levels) and at least "
             f"twice the largest hole ({hi}); e.g. patch_size={max(64, -(-2 * hi // mult) * mult)}."
         )
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     src = FieldSource(ds, variables, dim, spatial_dims)
     if patch_size > src.nlat or (patch_size > src.nlon):
         raise InputError(
