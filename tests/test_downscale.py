@@ -91,7 +91,7 @@ def test_downscale_errors(hr, l2_model, tiny_model):
     coarse = _coarse(hr)
     with pytest.raises(xatmodist.InputError, match="factor=2"):
         xatmodist.downscale(coarse, factor=2, model=l2_model)
-    with pytest.raises(xatmodist.ModelError, match="not a downscaler"):
+    with pytest.raises(xatmodist.ModelError, match="is an encoder, but this needs a downscaler"):
         xatmodist.downscale(coarse, model=tiny_model)
     with pytest.raises(xatmodist.ModelNotFoundError, match="no-such-downscaler"):
         xatmodist.downscale(coarse, model="no-such-downscaler")
@@ -209,7 +209,7 @@ def test_adversarial_and_init_errors(hr, l2_model, tiny_model):
     for bad in (0, -1e-3, float("nan"), "big"):
         with pytest.raises(xatmodist.InputError, match="adversarial_weight must be a finite"):
             fit_downscaler(hr, content_loss="l2", adversarial=True, adversarial_weight=bad, **SMALL)
-    with pytest.raises(xatmodist.InputError, match="is a 'encoder' model; fine-tuning starts"):
+    with pytest.raises(xatmodist.ModelError, match="is an encoder, but fine-tuning needs a down"):
         fit_downscaler(hr, content_loss="l2", init=tiny_model, **SMALL)
     with pytest.raises(xatmodist.InputError, match=r"does not fit these arguments: \{'width'"):
         fit_downscaler(hr, content_loss="l2", init=l2_model, **{**SMALL, "width": 16})
@@ -261,9 +261,9 @@ def test_extra_encoder_errors(hr, tiny_model, d_encoder, l2_model, tmp_path):
     vo_encoder = tiny_encoder(tmp_path / "vo", variables=["vo"], name="tiny-vo-encoder")
     with pytest.raises(xatmodist.InputError, match="extra_encoders add .* content_loss='l2'"):
         fit_downscaler(hr, content_loss="l2", extra_encoders=[d_encoder], **SMALL)
-    with pytest.raises(xatmodist.InputError, match="extra_encoders='tiny-ds' is a 'downscaler'"):
+    with pytest.raises(xatmodist.ModelError, match="extra_encoders='tiny-ds' is a downscaler"):
         fit_downscaler(hr, encoder=tiny_model, extra_encoders=[l2_model], **SMALL)
-    with pytest.raises(xatmodist.InputError, match="encoder='tiny-ds' is a 'downscaler'"):
+    with pytest.raises(xatmodist.ModelError, match="encoder='tiny-ds' is a downscaler, but the"):
         fit_downscaler(hr, encoder=l2_model, **SMALL)
     with pytest.raises(xatmodist.InputError, match=r"takes 'd' .*none of them matching"):
         fit_downscaler(hr[["vo"]], encoder=vo_encoder, extra_encoders=[d_encoder], **SMALL)

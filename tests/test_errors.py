@@ -19,6 +19,7 @@ from xatmodist import (
     ModelNotFoundError,
     OutOfDistributionWarning,
     UnitsError,
+    UnitsWarning,
     VariableNotFoundError,
     XatmodistError,
 )
@@ -282,8 +283,8 @@ CASES = [
         "lag-not-multiple-of-step",
         lambda f, full, m: pl(full, model=m, lag="4h"),
         InputError,
-        r"lag='4h' must be a positive whole multiple of the time step",
-        [r"03:00:00"],
+        r"lag='4h' must be a positive whole multiple of the data's time step",
+        [r"time step 3h", "an int: that many steps"],
     ),
     (
         "lag-shorter-than-step",
@@ -303,7 +304,7 @@ CASES = [
         "lag-not-a-duration",
         lambda f, full, m: pl(full, model=m, lag="soon"),
         InputError,
-        r"must be a duration such as '6h'; got 'soon'",
+        r"must be a duration such as '6h' or a number of time steps \(int\); got 'soon'",
         [],
     ),
     (
@@ -332,7 +333,13 @@ CASES = [
         lambda f, full, m: pl(full.isel(time=[0, 1, 2, 4, 5, 6]), model=m, lag="3h"),
         InputError,
         r"must be regular and increasing",
-        [r"03:00:00 to 0 days 06:00:00", "regular stretch"],
+        [
+            r"jumps by 0 days 06:00:00 where its usual step is 0 days 03:00:00 \(a gap\)",
+            r"between index 2",
+            "Sorting does not close a gap",
+            "regular stretch",
+            r"resample\(time='3h'\)",
+        ],
     ),
     (
         "predict-lag-unknown-dim",
@@ -345,8 +352,64 @@ CASES = [
         "lag-curve-max-lag-too-long",
         lambda f, full, m: lc(full.isel(time=slice(0, 3)), model=m),
         InputError,
-        r"is 4 steps but 'time' has only 3 values",
-        ["max_lag="],
+        r"longest lag, 12h, is 4 steps of 3h but 'time' has only 3 values",
+        [r"pass max_lag= \(at most 2 steps, e.g. max_lag='6h' or max_lag=2\)"],
+    ),
+    (
+        "lag-curve-explicit-max-lag-too-long",
+        lambda f, full, m: lc(full.isel(time=slice(0, 3)), model=m, max_lag=3),
+        InputError,
+        r"max_lag=3 is 3 steps but 'time' has only 3 values",
+        [r"at most 2 steps"],
+    ),
+    (
+        "lag-float",
+        lambda f, full, m: pl(full, model=m, lag=1.5),
+        InputError,
+        r"lag must be a whole number of time steps or a duration; got 1.5 \(float\)",
+        [r"lag=4 means 4 steps of 3h", "'6h'"],
+    ),
+    (
+        "lag-bool",
+        lambda f, full, m: pl(full, model=m, lag=True),
+        InputError,
+        r"lag must be a whole number of time steps or a duration; got True \(bool\)",
+        [],
+    ),
+    (
+        "lag-zero-steps",
+        lambda f, full, m: pl(full, model=m, lag=0),
+        InputError,
+        r"lag=0 is not a positive number of time steps",
+        [],
+    ),
+    (
+        "lag-curve-max-lag-float",
+        lambda f, full, m: lc(full, model=m, max_lag=2.0),
+        InputError,
+        r"max_lag must be a whole number of time steps or a duration; got 2.0",
+        [],
+    ),
+    (
+        "repeated-time",
+        lambda f, full, m: pl(full.isel(time=[0, 1, 1, 2]), model=m, lag=1),
+        InputError,
+        r"repeats a time between index 1",
+        [r"drop_duplicates\('time'\)"],
+    ),
+    (
+        "time-dim-wrong-name-suggests",
+        lambda f, full, m: pl(full.rename(time="valid_time"), model=m, lag=1, dim="time"),
+        InputError,
+        r"dim='time' is not a dimension",
+        [r"Did you mean dim='valid_time'\?"],
+    ),
+    (
+        "no-time-dim",
+        lambda f, full, m: lc(full.rename(time="step").drop_vars("step"), model=m),
+        InputError,
+        r"Could not find a time dimension",
+        [r"dim='your_time_dim'"],
     ),
     # -- options -------------------------------------------------------------------
     (
@@ -444,11 +507,18 @@ def test_equivalent_unit_spellings_accepted(f2, tiny_model, units):
     assert float(out[0]) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_missing_units_attribute_is_trusted(f2, tiny_model):
+def test_missing_units_attribute_is_trusted_with_a_warning(f2, tiny_model):
     one = f2.isel(time=[0]).copy()
     one["vo"] = one.vo.copy()
     one.vo.attrs.pop("units")
-    assert np.isfinite(xatmodist.embed(one, model=tiny_model)).all()
+    with pytest.warns(UnitsWarning) as rec:
+        out = one.atmodist.embed(model=tiny_model)
+    msg = str(rec[0].message)
+    assert "Variable 'vo' has no 'units'" in msg and "'s-1'" in msg, msg
+    assert "attrs['units'] = 's-1'" in msg
+    assert len(rec) == 1, "one warning for the one variable without units"
+    assert rec[0].filename == __file__, "the warning should point at the caller's line"
+    xr.testing.assert_identical(out, xatmodist.embed(f2.isel(time=[0]), model=tiny_model))
 
 
 def test_chunked_over_time_is_fine(f2, tiny_model):
@@ -459,10 +529,15 @@ def test_chunked_over_time_is_fine(f2, tiny_model):
 
 
 def test_dataarray_with_variable_dim_works(f2, tiny_model):
-    da = f2.to_dataarray("variable")
-    by_da = xatmodist.distance(
-        da, f2.isel(time=[1, 0]).assign_coords(time=f2.time), model=tiny_model
-    )
+    da = f2.to_dataarray("variable")  # drops the variables' units: a warning says so
+    with pytest.warns(UnitsWarning, match="'vo' has no 'units' attribute"):
+        by_da = xatmodist.distance(
+            da, f2.isel(time=[1, 0]).assign_coords(time=f2.time), model=tiny_model
+        )
+    da.attrs["units"] = "s-1"  # units of the DataArray hold for each variable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)
+        xatmodist.distance(da, f2.isel(time=[1, 0]).assign_coords(time=f2.time), model=tiny_model)
     by_ds = xatmodist.distance(
         f2, f2.isel(time=[1, 0]).assign_coords(time=f2.time), model=tiny_model
     )

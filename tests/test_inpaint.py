@@ -93,7 +93,7 @@ def test_lazy_and_chunk_invariant(truth):
 
 def test_dataarray_with_channel_dim_and_accessor(truth):
     gappy, _ = _with_holes(truth, [(None, slice(10, 20), np.arange(10, 20))])
-    da = gappy.to_dataarray("variable")
+    da = gappy.to_dataarray("variable").assign_attrs(units="s-1")  # to_dataarray drops them
     out = da.atmodist.inpaint()
     assert out.dims == da.dims and list(out["variable"].values) == ["vo", "d"]
     np.testing.assert_array_equal(out.values, xatmodist.inpaint(gappy).to_dataarray("variable"))
@@ -148,7 +148,11 @@ def test_too_large_hole_is_refused_eagerly_and_on_compute(truth):
 @pytest.mark.parametrize(
     "kw, err, match",
     [
-        ({"model": "atmodist-swe-vd"}, xatmodist.ModelError, "not an inpainter"),
+        (
+            {"model": "atmodist-swe-vd"},
+            xatmodist.ModelError,
+            "is an encoder, but this needs an inpainter",
+        ),
         ({"model": "no-such-inpainter"}, xatmodist.ModelNotFoundError, "no-such-inpainter"),
         ({"keep_observed": "yes"}, xatmodist.InputError, "True or False"),
         ({"mask": np.zeros((64, 128), bool)}, xatmodist.InputError, "boolean xarray.DataArray"),
@@ -240,7 +244,8 @@ def test_fit_inpainter_resume_and_errors(truth, tmp_path):
         ({"patch_size": 128}, "exceeds the 64 x 128 grid"),
         ({"loss": "l2", "balance_variables": True}, r"balance_variables=True .* loss='l2'"),
     ]:
-        with pytest.raises(xatmodist.InputError, match=match):
+        error = xatmodist.ModelError if "fine-tuning needs" in match else xatmodist.InputError
+        with pytest.raises(error, match=match):
             fit_inpainter(truth, **{**kw, **bad})
 
 
@@ -282,8 +287,9 @@ def test_fit_inpainter_extra_encoder_and_init(truth, tiny_model, tmp_path):
     for bad, match in [
         ({"loss": "l2", "extra_encoders": [d_enc]}, r"extra_encoders add .* loss='l2'"),
         ({"variable_weights": {"vo": 0.0, "d": 0.0}}, "are all zero"),
-        ({"init": tiny_model}, "is a 'encoder' model; fine-tuning starts from an inpainter"),
+        ({"init": tiny_model}, "is an encoder, but fine-tuning needs an inpainter"),
         ({"init": start, "width": 16}, r"does not fit these arguments: \{'width'"),
     ]:
-        with pytest.raises(xatmodist.InputError, match=match):
+        error = xatmodist.ModelError if "fine-tuning needs" in match else xatmodist.InputError
+        with pytest.raises(error, match=match):
             fit_inpainter(truth, **{**kw, **bad})

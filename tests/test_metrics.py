@@ -366,9 +366,27 @@ def test_chunked_core_dims_raise_chunk_error():
     zonal_power_spectrum(da.chunk({"lat": 5}))  # latitude may be chunked
     with pytest.raises(ChunkError, match="lat"):
         semivariogram(da.chunk({"lat": 5}))
-    with pytest.raises(ChunkError, match="time"):
-        rmse(da.chunk({"time": 2}), da)  # reduced over time: one chunk needed
-    rmse(da.chunk({"time": 2}), da, dim=[])
+
+
+@pytest.mark.parametrize(
+    "chunks", [{"time": 2}, {"time": 1, "lat": 5}, {"lat": 4, "lon": 7}], ids=str
+)
+def test_rmse_takes_any_chunking(chunks):
+    """As open_dataset(chunks={"time": 6}) gives: reduced over time and space, lazily."""
+    pytest.importorskip("dask")
+    a, b = noise(), noise(seed=1)
+    for dim in (None, [], "time"):
+        eager = rmse(a, b, dim=dim)
+        with raise_if_dask_computes():
+            lazy = rmse(a.chunk(chunks), b, dim=dim)
+        assert lazy.chunks is not None or lazy.ndim == 0
+        np.testing.assert_allclose(lazy.values, eager.values, rtol=1e-12)
+    # the same number as xskillscore's weighted rmse
+    import xskillscore
+
+    w = np.cos(np.deg2rad(a.lat)) * xr.ones_like(a.lon)
+    ref = xskillscore.rmse(a, b, dim=["lat", "lon", "time"], weights=w.broadcast_like(a))
+    np.testing.assert_allclose(float(rmse(a.chunk(chunks), b)), float(ref), rtol=1e-12)
 
 
 # --------------------------------------------------------------------------

@@ -478,13 +478,13 @@ def test_unpickle_in_a_fresh_cache_reloads(fresh, monkeypatch):
         assert torch.equal(v, m.module.state_dict()[k])
 
 
-def test_unsaved_model_refuses_to_pickle(tiny_model):
+def test_unsaved_model_pickles_as_a_private_copy(tiny_model):
+    """A Model travels to a worker as a path; an unsaved one as a temporary copy's."""
     unsaved = Model(card=copy.deepcopy(tiny_model.card), module=tiny_model.module)
-    with pytest.raises(ModelError, match=r"has not been saved.*model\.save\(folder\)"):
-        pickle.dumps(unsaved)
-
-
-def test_unsaved_model_refused_by_distance(tiny_model, fields):
-    unsaved = Model(card=copy.deepcopy(tiny_model.card), module=tiny_model.module)
-    with pytest.raises(ModelError, match=r"save it with model\.save"):
-        xatmodist.embed(fields.isel(time=[0]), model=unsaved)
+    unsaved.card.pop("sha256")
+    back = pickle.loads(pickle.dumps(unsaved))
+    assert back.path is not None and "xatmodist-unsaved-" in str(back.path)
+    assert back.sha256 is not None and unsaved.sha256 is None and unsaved.path is None
+    for k, v in back.module.state_dict().items():
+        assert torch.equal(v, unsaved.module.state_dict()[k])
+    assert unsaved.reference() == str(back.path), "written once"

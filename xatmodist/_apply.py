@@ -45,16 +45,12 @@ def prepare(
     spatial_dims: Sequence[Hashable] | None = None,
     channel_dim: Hashable | None = None,
     *,
-    stacklevel: int = 4,
+    task: str = "encoder",
     keep_dtype: bool = False,
 ) -> Prepared:
-    """Resolve variables and dims, validate, and stack channels."""
-    m = load_model(model)
+    """Resolve the model (of ``task``) and the variables and dims; validate; stack channels."""
+    m = load_model(model, task=task)
     card = m.card
-    if m.path is None:
-        from .errors import ModelError
-
-        raise ModelError("The model has no folder; save it with model.save(path) first.")
     da = v.to_channels(obj, card["variables"], variables, channel_dim, keep_dtype=keep_dtype)
     lat, lon = v.spatial_dims(da, spatial_dims)
     da = da.transpose(..., v.CHANNEL, lat, lon)
@@ -80,7 +76,7 @@ def prepare(
             f"{patch} points along each spatial dim) or a model with smaller patches."
         )
     dlat, dlon = v.grid_spacing(da, lat, lon)
-    v.check_grid(card, dlat, dlon, stacklevel=stacklevel, input_factor=factor)
+    v.check_grid(card, dlat, dlon, input_factor=factor)
     offset = 0
     if wrap:
         x = np.asarray(da[lon].values, dtype=np.float64)
@@ -103,7 +99,7 @@ def apply(
     core = [v.CHANNEL, p0.lat, p0.lon]
     opts = get_options()
     kwargs = {
-        "model": str(p0.model.path),
+        "model": p0.model.reference(),
         "tiling": p0.tiling,
         "batch": opts["batch_size"],
         "threads": opts["torch_threads"],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._threads import torch_threads
-from .errors import InputError
+from .errors import InputError, warn
 from .zoo import load_model
 
 #: inputs further than this many training standard deviations from the training mean
@@ -70,10 +70,11 @@ def _tiles(x: np.ndarray, t: Tiling) -> np.ndarray:
     return np.ascontiguousarray(out).reshape(-1, x.shape[1], p, p)
 
 
-def check_range(flat: np.ndarray, mean, std) -> None:
+def check_range(flat: np.ndarray, mean, std, variables: list[dict] | None = None) -> None:
     """Refuse (N, C, H, W) values further than MAX_SIGMA training stds from the mean.
 
     Per-channel extremes only (no float64 copy of the block); NaNs are ignored.
+    ``variables`` (the card's) name the channel in the message.
     """
     mean = np.asarray(mean, dtype=np.float64)
     std = np.asarray(std, dtype=np.float64)
@@ -83,14 +84,22 @@ def check_range(flat: np.ndarray, mean, std) -> None:
     z = np.nan_to_num(np.maximum(np.abs(hi - mean), np.abs(lo - mean)) / std, nan=0.0)
     if (z > MAX_SIGMA).any():
         c = int(np.argmax(z))
+        what = f"Channel {c}"
+        units = ""
+        if variables is not None and c < len(variables):
+            what = f"Variable {variables[c]['name']!r}"
+            if variables[c].get("units"):
+                units = f" (the model expects {variables[c]['units']!r})"
         raise InputError(
-            f"Channel {c} has values {z[c]:.3g} training standard deviations from the "
-            f"training mean (the model accepts up to {MAX_SIGMA:g}). Check the units "
-            "against load_model(...).card['variables'] and convert the data."
+            f"{what} has values {z[c]:.3g} training standard deviations from the "
+            f"training mean (the model accepts up to {MAX_SIGMA:g}; training mean "
+            f"{mean[c]:.3g}, std {std[c]:.3g}). Check its units{units} and convert the data."
         )
 
 
-def _prepare(x: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _prepare(
+    x: np.ndarray, net=None, variables: list[dict] | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Flatten to (N, C, H, W) float32; mark fields with NaN/inf (computed as zeros).
 
     With ``net``, refuse values far outside the training distribution.
@@ -102,7 +111,7 @@ def _prepare(x: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray, tuple[int
     if bad.any():
         flat = np.where(finite, flat, 0.0)
     if net is not None and flat.size:
-        check_range(flat, net.normaliser.mean_in, net.normaliser.std_in)
+        check_range(flat, net.normaliser.mean_in, net.normaliser.std_in, variables)
     return flat.astype(np.float32, copy=False), bad, lead
 
 
@@ -149,9 +158,7 @@ def _slices(n: int, step: int):
 def _run(fn, tiles_list, batch: int, threads: int | None):
     """``fn`` on exactly ``batch`` rows of the arrays in ``tiles_list`` at a time."""
     n = len(tiles_list[0])
-    return _run_batches(
-        fn, ([t[s] for t in tiles_list] for s in _slices(n, batch)), threads, batch
-    )
+    return _run_batches(fn, ([t[s] for t in tiles_list] for s in _slices(n, batch)), threads, batch)
 
 
 #: batches of patches tiled together by :func:`_run_tiled`
@@ -215,8 +222,9 @@ def _pair(a: np.ndarray, b: np.ndarray, model: str, jit: bool = True):
     """Broadcast a pair of blocks, load the model, flatten and check both."""
     a, b = np.broadcast_arrays(a, b)
     net = _encoder(model, jit)
-    fa, bad_a, lead = _prepare(a, net)
-    fb, bad_b, _ = _prepare(b, net)
+    names = load_model(model).variables
+    fa, bad_a, lead = _prepare(a, net, names)
+    fb, bad_b, _ = _prepare(b, net, names)
     return net, fa, fb, bad_a, bad_b, lead
 
 
@@ -270,7 +278,7 @@ def embed_kernel(
 ) -> np.ndarray:
     """Features: (..., F) for pool='mean', (..., ny, nx, F) for 'tile', feature grid for 'none'."""
     net = _encoder(model, jit)
-    fa, bad, lead = _prepare(a, net)
+    fa, bad, lead = _prepare(a, net, load_model(model).variables)
     ny, nx = tiling.shape
     nf = net.encoder.out_channels
     r = net.encoder.reduction
@@ -342,8 +350,9 @@ def normalise_kernel(
     """
     import torch
 
-    net = load_model(model).module
-    fa, bad, lead = _prepare(a, net)
+    m = load_model(model)
+    net = m.module
+    fa, bad, lead = _prepare(a, net, m.variables)
     if fa.shape[0] == 0:
         return np.zeros(a.shape, dtype=np.float32)
     with torch.inference_mode():
@@ -481,13 +490,10 @@ def inpaint_kernel(
     limit = float(m.card["max_hole_radius"])
     empty = np.isinf(radius)
     if empty.any():
-        import warnings
-
-        warnings.warn(
+        warn(
             f"{int(empty.sum())} field(s) have no observed values (everything masked or NaN) "
             "and are returned as NaN: there is nothing to fill them from.",
             UserWarning,
-            stacklevel=2,
         )
         out[idx[empty]] = np.nan
         idx, radius = idx[~empty], radius[~empty]
@@ -504,7 +510,7 @@ def inpaint_kernel(
         )
     mk = holes[idx, None]
     x = np.where(mk, 0.0, flat[idx]).astype(np.float32)
-    check_range(x, net.mean, net.std)
+    check_range(x, net.mean, net.std, m.variables)
     hx = halo
     shift = 0
     if wrap:

@@ -7,10 +7,10 @@ was expected, what arrived and how to fix it.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .errors import (
@@ -19,7 +19,9 @@ from .errors import (
     InputError,
     OutOfDistributionWarning,
     UnitsError,
+    UnitsWarning,
     VariableNotFoundError,
+    warn,
 )
 
 __all__ = [
@@ -84,22 +86,171 @@ def spatial_dims(
     return out[0], out[1]
 
 
+def _time_candidates(obj: xr.Dataset | xr.DataArray) -> list[Hashable]:
+    """Dims that hold time: CF time axis (standard_name/axis), then datetime coordinates."""
+    cands = [c for c in _cf_names(obj, "time") if c in obj.dims]
+    for d in obj.dims:
+        if d in obj.coords and d not in cands:
+            c = obj[d]
+            if c.dtype.kind == "M" or (c.dtype.kind == "O" and c.size and _is_cftime(c)):
+                cands.append(d)
+    if "time" in obj.dims and "time" not in cands:
+        cands.append("time")
+    return cands
+
+
+def _is_cftime(c: xr.DataArray) -> bool:
+    first = c.values.flat[0]
+    return type(first).__module__.split(".")[0] == "cftime"
+
+
 def time_dim(obj: xr.Dataset | xr.DataArray, dim: Hashable | None = None) -> Hashable:
-    """The time dimension: ``dim`` if given, else CF time axis, else ``"time"``."""
+    """The time dimension: ``dim`` if given, else the CF time axis, else a datetime dim.
+
+    One discovery for every function that pairs fields in time: a dim whose
+    coordinate has ``standard_name="time"`` or ``axis="T"`` (e.g. ERA5's
+    ``valid_time``), else one holding datetimes, else a dim named ``"time"``.
+    """
+    cands = _time_candidates(obj)
     if dim is not None:
         if dim not in obj.dims:
+            hint = f" Did you mean dim={cands[0]!r}?" if cands else ""
             raise InputError(
-                f"dim={dim!r} is not a dimension of the input; it has {tuple(obj.dims)!r}."
+                f"dim={dim!r} is not a dimension of the input; it has {tuple(obj.dims)!r}.{hint}"
             )
         return dim
-    cands = [c for c in _cf_names(obj, "time") if c in obj.dims]
     if cands:
         return cands[0]
-    if "time" in obj.dims:
-        return "time"
     raise InputError(
-        f"Could not find a time dimension among {tuple(obj.dims)!r}. Pass dim='your_time_dim'."
+        f"Could not find a time dimension among {tuple(obj.dims)!r}: none has a datetime "
+        "coordinate or CF attributes (standard_name='time' or axis='T'). Pass "
+        "dim='your_time_dim'."
     )
+
+
+def time_step(times, name: Hashable) -> pd.Timedelta:
+    """The step of a regular, increasing time coordinate, or InputError saying where not.
+
+    ``times`` are datetime64 or cftime values.  The message names the first
+    place the axis is not regular: a gap, a repeated or a decreasing time.
+    """
+    t = np.asarray(times)
+    if t.ndim != 1 or t.size < 2:
+        raise InputError(
+            f"{name!r} needs a datetime coordinate with at least 2 values to turn lags into "
+            f"steps; got {t.size} value(s)."
+        )
+    if t.dtype.kind in "iufb":
+        raise InputError(
+            f"Coordinate {name!r} holds numbers ({t.dtype}), not datetimes; lags need real "
+            f"times. Decode them (xr.decode_cf, or open with decode_times=True) or assign "
+            f"a datetime coordinate: a.assign_coords({name}=pd.date_range(...))."
+        )
+    try:
+        d = pd.to_timedelta(np.diff(t))
+    except (TypeError, ValueError):
+        try:
+            d = pd.to_timedelta([b - a for a, b in zip(t[:-1], t[1:], strict=True)])
+        except (TypeError, ValueError) as err:
+            raise InputError(
+                f"Coordinate {name!r} is not datetime-like ({t.dtype}); decode times "
+                "(xr.open_dataset(..., decode_times=True)) or assign a datetime coordinate."
+            ) from err
+    step = pd.Timedelta(np.median(d.values))
+    if step > pd.Timedelta(0):
+        bad = np.nonzero(d.values != step.to_timedelta64())[0]
+    else:  # mostly decreasing or constant: point at the first step that does not increase
+        bad = np.nonzero(d.values <= np.timedelta64(0, "ns"))[0]
+    if len(bad):
+        i = int(bad[0])
+        t0, t1 = _fmt_time(t[i]), _fmt_time(t[i + 1])
+        where = f"between index {i} ({t0}) and {i + 1} ({t1})"
+        if d[i] <= pd.Timedelta(0):
+            what = "repeats a time" if d[i] == pd.Timedelta(0) else "goes back in time"
+            fix = (
+                f"Sort and drop duplicates first: a.sortby({name!r}) and "
+                f"a.drop_duplicates({name!r})."
+            )
+        else:
+            what = f"jumps by {d[i]} where its usual step is {step} (a gap)"
+            fix = (
+                f"Sorting does not close a gap: select a regular stretch, e.g. "
+                f"a.sel({name}=slice(None, {t0!r})), or fill it with NaN fields "
+                f"(a.resample({name}={duration_text(step)!r}).asfreq(); fields with NaN give NaN)."
+            )
+        raise InputError(
+            f"Coordinate {name!r} must be regular and increasing to pair fields by lag; "
+            f"it {what} {where}; {len(bad)} irregular step(s) in all. {fix}"
+        )
+    return step
+
+
+def _fmt_time(x) -> str:
+    return str(pd.Timestamp(x)) if isinstance(x, np.datetime64) else str(x)
+
+
+def duration_text(td: pd.Timedelta | float) -> str:
+    """A duration (Timedelta, or seconds) in the largest unit that divides it: '1D', '6h'."""
+    secs = td.total_seconds() if isinstance(td, pd.Timedelta) else float(td)
+    for unit, size in (("D", 86400), ("h", 3600), ("min", 60)):
+        if secs and secs % size == 0:
+            return f"{secs / size:g}{unit}"
+    return f"{secs:g}s"
+
+
+_UNITLESS = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)\s*")
+
+
+def lag_duration(lag, step: pd.Timedelta, name: str) -> pd.Timedelta:
+    """A lag as a duration: an integer is that many time steps, anything else a duration.
+
+    The one rule for every lag argument (``predict_lag(lag=)``,
+    ``lag_curve(max_lag=)``, ``fit_encoder(max_lag=, lag_step=)``): an int
+    (Python or numpy, not bool) counts time steps of the data, as
+    ``ds.shift(time=3)`` does; a string with a unit (``"6h"``), a Timedelta or
+    a numpy timedelta64 is a duration.  Floats, bools, integers < 1, NaT and
+    strings without a unit (``"12"``) are refused.
+    """
+    hint = (
+        f"Pass a whole number of the data's time steps ({name}=4 means 4 steps of "
+        f"{duration_text(step)}) or a duration such as '6h'"
+    )
+    if isinstance(lag, np.timedelta64):
+        pass  # a duration (numpy counts timedelta64 among its integers)
+    elif isinstance(lag, bool | np.bool_ | float | np.floating):
+        raise InputError(
+            f"{name} must be a whole number of time steps or a duration; got {lag!r} "
+            f"({type(lag).__name__}). {hint}."
+        )
+    elif isinstance(lag, int | np.integer):
+        if lag < 1:
+            raise InputError(f"{name}={lag!r} is not a positive number of time steps. {hint}.")
+        return int(lag) * step
+    elif isinstance(lag, str) and _UNITLESS.fullmatch(lag):
+        raise InputError(
+            f"{name}={lag!r} has no unit. Write a duration such as '{lag.strip()}h', or pass "
+            f"the integer for that many time steps of the data ({duration_text(step)})."
+        )
+    try:
+        td = pd.Timedelta(lag)
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"{name} must be a duration such as '6h' or a number of time steps (int); got {lag!r}."
+        ) from err
+    if pd.isna(td):
+        raise InputError(f"{name} must be a duration like '3h' or '1D'; got {lag!r}. {hint}.")
+    return td
+
+
+def lag_steps(lag, step: pd.Timedelta, name: str) -> int:
+    """A lag (see :func:`lag_duration`) as a positive whole number of time steps."""
+    k = lag_duration(lag, step, name) / step
+    if k < 1 or abs(k - round(k)) > 1e-9:
+        raise InputError(
+            f"{name}={lag!r} must be a positive whole multiple of the data's time step "
+            f"{duration_text(step)} (or an int: that many steps)."
+        )
+    return int(round(k))
 
 
 _UNIT_ALIASES = {
@@ -192,8 +343,17 @@ def resolve_variables(
                 f"Rename it, set its standard_name attribute, or pass "
                 f"variables={{{w['name']!r}: 'your_name'}}."
             )
+        check_numeric(ds[name], name)
         if check_units:
             got = ds[name].attrs.get("units")
+            if got is None and w.get("units"):
+                warn(
+                    f"Variable {name!r} has no 'units' attribute, so it cannot be checked "
+                    f"against the {w['units']!r} that the model expects for {w['name']!r}; "
+                    "it is used as if it were in those units. Set "
+                    f"ds[{name!r}].attrs['units'] = {w['units']!r} once you have checked.",
+                    UnitsWarning,
+                )
             if got is not None and w.get("units") and not same_units(got, w["units"]):
                 raise UnitsError(
                     f"Variable {name!r} has units {got!r} but the model expects "
@@ -202,6 +362,26 @@ def resolve_variables(
                 )
         out.append(name)
     return out
+
+
+def check_numeric(da: xr.DataArray, name: Hashable) -> None:
+    """Raise InputError unless ``da`` holds real numbers (float or int)."""
+    kind = da.dtype.kind
+    if kind not in "fiu":
+        what = {
+            "b": "booleans",
+            "c": "complex numbers",
+            "M": "datetimes",
+            "m": "timedeltas",
+            "U": "strings",
+            "S": "bytes",
+            "O": "Python objects",
+        }.get(kind, f"values of kind {kind!r}")
+        raise InputError(
+            f"Variable {name!r} holds {what} (dtype {da.dtype}); the model needs real numbers "
+            "(float or int). Convert it, e.g. ds[name].astype('float32'), or pass the right "
+            "variable."
+        )
 
 
 def to_channels(
@@ -239,9 +419,11 @@ def to_channels(
             raise InputError(
                 f"channel_dim={channel_dim!r} is not a dim of the DataArray {tuple(obj.dims)!r}."
             )
-        return to_channels(
-            obj.to_dataset(dim=channel_dim), wanted, variables, keep_dtype=keep_dtype
-        )
+        ds = obj.to_dataset(dim=channel_dim)
+        if "units" in obj.attrs:  # the DataArray's units hold for each of its variables
+            for da in ds.data_vars.values():
+                da.attrs.setdefault("units", obj.attrs["units"])
+        return to_channels(ds, wanted, variables, keep_dtype=keep_dtype)
     if len(wanted) == 1:
         name = obj.name if obj.name is not None else wanted[0]["name"]
         return to_channels(
@@ -360,7 +542,6 @@ def check_grid(
     dlat: float,
     dlon: float,
     *,
-    stacklevel: int = 3,
     tolerance: float = 0.25,
     input_factor: int = 1,
 ) -> None:
@@ -374,13 +555,12 @@ def check_grid(
         ref = grid.get(key)
         ref = ref * input_factor if ref else ref
         if ref and np.isfinite(got) and abs(got - ref) > tolerance * ref:
-            warnings.warn(
+            warn(
                 f"Grid spacing {key}={got:.4g} deg differs from the {ref:.4g} deg that model "
                 f"{card.get('name')!r} was trained on by more than {tolerance:.0%}; results "
                 "are out of distribution. Regrid to the model's spacing or train a model for "
                 "this grid (xatmodist.train).",
                 OutOfDistributionWarning,
-                stacklevel=stacklevel,
             )
             return
 

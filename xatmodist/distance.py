@@ -7,12 +7,12 @@ from collections.abc import Hashable, Mapping, Sequence
 import xarray as xr
 
 from . import _validate as v
-from ._apply import apply, prepare, provenance, tile_centres
+from ._apply import Prepared, apply, prepare, provenance, tile_centres
 from ._kernels import distance_kernel, embed_kernel
 from .errors import InputError
 from .zoo import Model
 
-__all__ = ["distance", "embed"]
+__all__ = ["distance", "embed", "embed_prepared"]
 
 _METRICS = ("learned", "l2")
 
@@ -138,6 +138,11 @@ def embed(
     if pool not in pools:
         raise InputError(f"pool must be one of {pools}; got {pool!r}.")
     p = prepare(a, model, variables, spatial_dims, channel_dim)
+    return embed_prepared(p, pool)
+
+
+def embed_prepared(p: Prepared, pool: str) -> xr.DataArray:
+    """:func:`embed` of an input already resolved by :func:`xatmodist._apply.prepare`."""
     net = p.model.module
     nf = net.encoder.out_channels
     ny, nx = p.tiling.shape

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -11,7 +10,7 @@ import xarray as xr
 from . import _validate as v
 from ._apply import apply, prepare, provenance, relabel
 from ._kernels import downscale_kernel
-from .errors import InputError, ModelError
+from .errors import InputError, warn
 from .zoo import Model, load_model
 
 __all__ = ["downscale", "refine_coord", "DEFAULT_DOWNSCALER"]
@@ -70,18 +69,13 @@ def downscale(
         input's.  Attributes are kept; provenance attributes added.  Lazy if
         the input was dask-backed.  Fields with NaN give NaN.
     """
-    m = load_model(DEFAULT_DOWNSCALER if model is None else model)
-    if m.card["task"] != "downscaler":
-        raise ModelError(
-            f"Model {m.name!r} is an {m.card['task']}, not a downscaler; pick one of "
-            f"xatmodist.list_models(task='downscaler')."
-        )
+    m = load_model(DEFAULT_DOWNSCALER if model is None else model, task="downscaler")
     if factor != m.card["factor"]:
         raise InputError(
             f"factor={factor} but model {m.name!r} refines by {m.card['factor']}; "
             f"pass factor={m.card['factor']} or choose another model."
         )
-    p = prepare(a, m, variables, spatial_dims, channel_dim)
+    p = prepare(a, m, variables, spatial_dims, channel_dim, task="downscaler")
     lat, lon = p.lat, p.lon
     nlat, nlon = p.da.sizes[lat], p.da.sizes[lon]
     out = apply(
@@ -107,10 +101,9 @@ def downscale(
     if out.chunks is not None:
         biggest = max(np.prod([max(c) for c in out.chunks]) * out.dtype.itemsize, 0)
         if biggest > LARGE_CHUNK_BYTES:
-            warnings.warn(
+            warn(
                 f"Output chunks are up to {biggest / 2**20:.0f} MiB ({factor * factor}x the "
                 "input's); pass output_chunks={'time': ...} for smaller ones.",
                 UserWarning,
-                stacklevel=2,
             )
     return relabel(out, a, p, variables, channel_dim, provenance(m, factor=factor))

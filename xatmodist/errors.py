@@ -18,6 +18,8 @@ __all__ = [
     "ModelNotFoundError",
     "WeightsError",
     "OutOfDistributionWarning",
+    "UnitsWarning",
+    "warn",
 ]
 
 
@@ -62,3 +64,25 @@ class WeightsError(ModelError):
 
 class OutOfDistributionWarning(UserWarning):
     """The input differs from the model's training data (e.g. grid spacing)."""
+
+
+class UnitsWarning(UserWarning):
+    """A variable has no ``units`` attribute to check against the model card."""
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the first caller outside xatmodist (the user's line).
+
+    Inside a dask task (no user frame on the stack) it points at the frame that
+    called into xatmodist.
+    """
+    import os
+    import sys
+    import warnings
+
+    pkg = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(pkg):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -11,7 +11,7 @@ import xarray as xr
 from . import _validate as v
 from ._apply import apply, prepare, provenance, relabel
 from ._kernels import inpaint_kernel
-from .errors import InputError, ModelError
+from .errors import InputError
 from .zoo import Model, load_model
 
 __all__ = ["inpaint", "DEFAULT_INPAINTER"]
@@ -120,14 +120,9 @@ def inpaint(
         Fields with no observed value at all are returned as NaN (nothing to
         fill them from).
     """
-    m = load_model(DEFAULT_INPAINTER if model is None else model)
-    if m.card["task"] != "inpainter":
-        raise ModelError(
-            f"Model {m.name!r} is an {m.card['task']}, not an inpainter; pick one of "
-            f"xatmodist.list_models(task='inpainter')."
-        )
+    m = load_model(DEFAULT_INPAINTER if model is None else model, task="inpainter")
     v.check_bool(keep_observed, "keep_observed")
-    p = prepare(a, m, variables, spatial_dims, channel_dim, keep_dtype=True)
+    p = prepare(a, m, variables, spatial_dims, channel_dim, task="inpainter", keep_dtype=True)
     if not np.issubdtype(p.da.dtype, np.floating):
         p.da = p.da.astype(np.float32)
     inputs = [p]

@@ -12,52 +12,49 @@ from . import _validate as v
 from ._apply import apply, prepare, provenance
 from ._kernels import lag_kernel, normalise_kernel
 from ._validate import CHANNEL
-from .distance import embed
-from .errors import InputError
+from .distance import embed_prepared
+from .errors import InputError, OutOfDistributionWarning, warn
 from .zoo import Model, load_model
 
 __all__ = ["predict_lag", "lag_curve"]
 
 _OUTPUTS = ("probability", "expected", "argmax")
+_fmt = v.duration_text
 
 
 def _time_step(a, dim) -> pd.Timedelta:
-    if dim not in a.coords or a.sizes[dim] < 2:
+    if dim not in a.coords:
         raise InputError(
-            f"{dim!r} needs a datetime coordinate with at least 2 values to turn lags into "
-            f"steps; got {a.sizes.get(dim, 0)} values."
+            f"{dim!r} needs a datetime coordinate to turn lags into steps; it has none. "
+            f"Assign one: a.assign_coords({dim}=pd.date_range(...))."
         )
-    t = a[dim].values
-    if t.dtype.kind in "iufb":
-        raise InputError(
-            f"Coordinate {dim!r} holds numbers ({t.dtype}), not datetimes; lags need real "
-            f"times. Decode them (xr.decode_cf, or open with decode_times=True) or assign "
-            f"a datetime coordinate: a.assign_coords({dim}=pd.date_range(...))."
-        )
-    try:
-        d = pd.to_timedelta(np.diff(t))
-    except (TypeError, ValueError):
-        d = pd.to_timedelta([b - c for c, b in zip(t[:-1], t[1:], strict=True)])
-    if (d <= pd.Timedelta(0)).any() or (d != d[0]).any():
-        raise InputError(
-            f"Coordinate {dim!r} must be regular and increasing to pair fields by lag; "
-            f"steps range from {d.min()} to {d.max()}. Sort (a.sortby({dim!r})) or select a "
-            "regular stretch."
-        )
-    return d[0]
+    return v.time_step(a[dim].values, dim)
 
 
-def _steps(lag, step: pd.Timedelta, name: str) -> int:
-    try:
-        lag_td = pd.Timedelta(lag)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{name} must be a duration such as '6h'; got {lag!r}.") from err
-    k = lag_td / step
-    if k < 1 or abs(k - round(k)) > 1e-9:
-        raise InputError(
-            f"{name}={lag!r} must be a positive whole multiple of the time step {step}."
+def _classes(card) -> pd.TimedeltaIndex:
+    return pd.to_timedelta(np.asarray(card["lag_classes"], dtype=np.float64), unit="s")
+
+
+def _check_lag_class(lag: pd.Timedelta, step: pd.Timedelta, model: Model) -> None:
+    """Warn when ``lag`` is not one of the model's lag classes (its answer is one of them)."""
+    classes = _classes(model.card)
+    if lag in set(classes):
+        return
+    model_step = pd.Timedelta(seconds=float(model.card["lag_step_seconds"]))
+    note = ""
+    if step != model_step:
+        note = (
+            f" The data's time step is {_fmt(step)}; the model's lags come in steps of "
+            f"{_fmt(model_step)}."
         )
-    return int(round(k))
+    warn(
+        f"A lag of {_fmt(lag)} is not one of the lag classes of model {model.name!r} "
+        f"({_fmt(classes[0])} to {_fmt(classes[-1])} in steps of {_fmt(model_step)}), so the "
+        f"probabilities are over lags it was never asked.{note} Pass a lag from "
+        f"{[_fmt(c) for c in classes[:4]]}..., or an encoder trained for this lag "
+        "(xatmodist.train.fit_encoder).",
+        OutOfDistributionWarning,
+    )
 
 
 def _pairs(a, dim, k: int):
@@ -70,7 +67,7 @@ def predict_lag(
     a: xr.Dataset | xr.DataArray,
     b: xr.Dataset | xr.DataArray | None = None,
     *,
-    dim: Hashable = "time",
+    dim: Hashable | None = None,
     lag=None,
     output: str = "probability",
     model: str | Model | None = None,
@@ -89,10 +86,14 @@ def predict_lag(
         paired with the one ``lag`` later along ``dim`` (the result keeps the
         earlier field's coordinate; the last fields have no partner and are
         dropped).
-    dim : str
-        Time dim used when ``b`` is None.
-    lag : str or Timedelta
-        Lag used when ``b`` is None (a multiple of the time step).
+    dim : str, optional
+        Time dim used when ``b`` is None (default: the CF time axis, e.g.
+        ``valid_time``, else the dim holding datetimes).
+    lag : int, str or Timedelta
+        Lag used when ``b`` is None: an int is that many time steps (as
+        ``a.shift(time=3)``), a duration (``"6h"``) a whole multiple of the time
+        step.  A lag that is not one of the model's lag classes warns
+        (:class:`~xatmodist.OutOfDistributionWarning`).
     output : {"probability", "expected", "argmax"}
         Probabilities over the model's lag classes (new dim ``lag`` with
         timedelta64 coordinates), their expectation, or the most likely lag
@@ -107,21 +108,29 @@ def predict_lag(
     """
     if output not in _OUTPUTS:
         raise InputError(f"output must be one of {_OUTPUTS}; got {output!r}.")
+    paired = None  # (lag, step) of pairs made here along dim
     if b is None:
         if lag is None:
-            raise InputError("Without b, pass lag= (e.g. lag='6h') to pair fields along dim.")
+            raise InputError(
+                "Without b, pass lag= (a number of time steps, e.g. lag=2, or a duration such "
+                "as lag='6h') to pair each field with the one that much later along dim."
+            )
         dim = v.time_dim(a, dim)
-        k = _steps(lag, _time_step(a, dim), "lag")
+        step = _time_step(a, dim)
+        k = v.lag_steps(lag, step, "lag")
         if k >= a.sizes[dim]:
             raise InputError(
-                f"lag={lag!r} is {k} steps but {dim!r} has only {a.sizes[dim]} values."
+                f"lag={lag!r} is {k} steps but {dim!r} has only {a.sizes[dim]} values; pass a "
+                f"smaller lag (at most {a.sizes[dim] - 1} steps) or more fields."
             )
         a, b = _pairs(a, dim, k)
+        paired = (k * step, step)
     pa = prepare(a, model, variables, spatial_dims, channel_dim)
     pb = prepare(b, pa.model, variables, spatial_dims, channel_dim)
+    if paired is not None:
+        _check_lag_class(*paired, pa.model)
     v.check_same_grid(pa.da, pb.da, [pa.lat, pa.lon])
-    card = pa.model.card
-    classes = pd.to_timedelta(np.asarray(card["lag_classes"], dtype=np.float64), unit="s")
+    classes = _classes(pa.model.card)
     prob = apply(
         lag_kernel, [pa, pb], out_core_dims=["lag"], output_sizes={"lag": len(classes)}
     ).assign_coords(lag=("lag", classes.values, {"long_name": "time lag"}))
@@ -145,7 +154,7 @@ def predict_lag(
 def lag_curve(
     a: xr.Dataset | xr.DataArray,
     *,
-    dim: Hashable = "time",
+    dim: Hashable | None = None,
     max_lag=None,
     model: str | Model | None = None,
     variables: Mapping | Sequence | None = None,
@@ -161,35 +170,51 @@ def lag_curve(
     the stored feature grids (``embed(pool="none")``), and the l2 distance from
     the normalised whole fields.
 
+    Parameters
+    ----------
+    a : Dataset or DataArray
+        Fields on a regular time axis.
+    dim : str, optional
+        Time dim (default: the CF time axis, e.g. ``valid_time``, else the dim
+        holding datetimes).
+    max_lag : int, str or Timedelta, optional
+        Longest lag: an int is that many time steps, a duration (``"48h"``) a
+        whole multiple of the time step.  Default: the model's longest lag class.
+    model, variables, spatial_dims, channel_dim
+        As in :func:`xatmodist.distance`.
+
     Returns
     -------
     Dataset
-        ``learned`` and ``l2`` over dim ``lag`` (timedelta64), plus
+        ``learned`` and ``l2`` over dim ``lag`` (timedelta64; means taken in
+        float64, so any chunking gives them to 1e-12 relative), plus
         ``learned_relative`` and ``l2_relative`` (each divided by its value at
         the largest lag) to compare their shapes.  Lazy if the input was
         dask-backed.
     """
     from .nn.encoder import feature_difference  # torch, imported with the model
 
-    m = load_model(model)
+    m = load_model(model, task="encoder")
     dim = v.time_dim(a, dim)
     step = _time_step(a, dim)
+    n = a.sizes[dim]
     if max_lag is None:
         max_lag = pd.Timedelta(seconds=float(m.card["lag_classes"][-1]))
-    kmax = _steps(max_lag, step, "max_lag")
-    if kmax >= a.sizes[dim]:
+        if max_lag >= n * step:
+            raise InputError(
+                f"The model's longest lag, {_fmt(max_lag)}, is {int(max_lag / step)} steps of "
+                f"{_fmt(step)} but {dim!r} has only {n} values; pass max_lag= (at most "
+                f"{n - 1} steps, e.g. max_lag={_fmt((n - 1) * step)!r} or max_lag={n - 1})."
+            )
+    kmax = v.lag_steps(max_lag, step, "max_lag")
+    if kmax >= n:
         raise InputError(
-            f"max_lag={max_lag!r} is {kmax} steps but {dim!r} has only {a.sizes[dim]} values."
+            f"max_lag={max_lag!r} is {kmax} steps but {dim!r} has only {n} values; pass a "
+            f"smaller max_lag (at most {n - 1} steps, e.g. max_lag={_fmt((n - 1) * step)!r})."
         )
-    kw = {
-        "model": m,
-        "variables": variables,
-        "spatial_dims": spatial_dims,
-        "channel_dim": channel_dim,
-    }
     # encode every field once; the distance for lag k is then a difference of features
-    feats = embed(a, pool="none", **kw)
     p = prepare(a, m, variables, spatial_dims, channel_dim)
+    feats = embed_prepared(p, "none")
     z = apply(
         normalise_kernel,
         [p],
@@ -201,8 +226,10 @@ def lag_curve(
     for k in range(1, kmax + 1):
         f0, f1 = _pairs(feats, dim, k)
         z0, z1 = _pairs(z, dim, k)
-        learned.append(alpha * feature_difference(f0 - f1, kind).mean())
-        l2.append(((z0 - z1) ** 2).mean())
+        # means in float64: over many pairs the sum's order (numpy, or dask's tree per
+        # chunking) would otherwise show in float32's last bits
+        learned.append(alpha * feature_difference(f0 - f1, kind).astype(np.float64).mean())
+        l2.append(((z0 - z1) ** 2).astype(np.float64).mean())
     lags = pd.to_timedelta(np.arange(1, kmax + 1) * step.value, unit="ns")
     coord = {"lag": ("lag", lags.values, {"long_name": "time lag"})}
     out = xr.Dataset(

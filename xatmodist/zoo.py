@@ -22,7 +22,14 @@ from typing import Any
 
 from .errors import ModelError, ModelNotFoundError, WeightsError
 
-__all__ = ["Model", "list_models", "load_model", "model_dirs", "DEFAULT_ENCODER"]
+__all__ = [
+    "Model",
+    "list_models",
+    "load_model",
+    "model_dirs",
+    "require_task",
+    "DEFAULT_ENCODER",
+]
 
 log = logging.getLogger(__name__)
 
@@ -193,17 +200,87 @@ class Model:
         self.path = path
         return path
 
+    def reference(self) -> str:
+        """A folder path that loads this model in any process of this machine.
+
+        The folder it was saved to or loaded from; a model never saved (as a
+        trainer returns it without ``out=``) is written once to a private
+        temporary folder, removed when the process exits (the model itself is
+        not changed).  Kernels and dask workers load the model from this path.
+        """
+        if self.path is not None:
+            return str(self.path)
+        tmp = self.__dict__.get("_unsaved_copy")
+        if tmp is None or not (Path(tmp) / WEIGHTS_FILE).is_file():
+            tmp = _unsaved_folder()
+            Model(card=copy.deepcopy(self.card), module=self.module).save(tmp)
+            self.__dict__["_unsaved_copy"] = tmp
+        return str(tmp)
+
     def __getstate__(self):  # a Model travelling to a dask worker goes as its path
+        return {"path": self.reference()}
+
+    def __repr__(self) -> str:
+        return f"<xatmodist.Model {self.summary()}>"
+
+    def summary(self) -> str:
+        """One line: name, task, variables with units, grid, patch size, headline metric."""
+        c = self.card
+        names = ", ".join(f"{v['name']} [{v.get('units') or '?'}]" for v in c["variables"])
+        grid = c.get("grid", {})
+        parts = [
+            f"{c['name']!r}",
+            c["task"],
+            f"variables {names}",
+            f"grid {grid['dlat']:.4g} x {grid['dlon']:.4g} deg",
+            f"patch {c['patch_size']}",
+        ]
+        if c["task"] == "downscaler":
+            parts.insert(2, f"x{c.get('factor')}")
+        headline = _headline(c)
+        if headline:
+            parts.append(headline)
         if self.path is None:
-            raise ModelError(
-                "This model has not been saved; save it with model.save(folder) "
-                "before using it on a dask.distributed cluster."
-            )
-        return {"path": str(self.path)}
+            parts.append("not saved")
+        return ", ".join(parts)
 
     def __setstate__(self, state):
         other = load_model(state["path"])
         self.__dict__.update(other.__dict__)
+
+
+def _headline(card: dict) -> str:
+    """The card's main held-out number, as a short phrase ('' if it has none)."""
+    held = card.get("metrics", {}).get("heldout", {})
+    if card["task"] == "encoder" and "spearman_learned" in held:
+        top1 = held.get("top1", float("nan"))
+        return f"held-out rho {held['spearman_learned']:.3f} (top-1 {top1:.3f})"
+    mine = held.get("this_model", {})
+    if card["task"] == "inpainter" and mine:  # by hole size: the smallest first
+        size = sorted(mine)[0]
+        mine = {**mine[size], "holes": size}
+    first = card["variables"][0]["name"]
+    scores = mine.get(first, {})
+    if "rmse" in scores:
+        where = f", {mine['holes']} holes" if "holes" in mine else ""
+        return f"held-out {first} RMSE {scores['rmse']:.3f}{where}"
+    return ""
+
+
+#: prefix of the private folders that hold models never saved (Model.reference)
+_UNSAVED_PREFIX = "xatmodist-unsaved-"
+_UNSAVED: list[Path] = []
+
+
+def _unsaved_folder() -> Path:
+    import atexit
+    import shutil
+
+    if not _UNSAVED:
+        atexit.register(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _UNSAVED])
+    path = Path(tempfile.mkdtemp(prefix=_UNSAVED_PREFIX))
+    _UNSAVED.append(path)
+    return path
 
 
 def _resolve(name_or_path: str | os.PathLike) -> Path:
@@ -215,6 +292,14 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
     for d in model_dirs():
         if (d / str(name_or_path) / CARD_FILE).is_file():
             return d / str(name_or_path)
+    if _UNSAVED_PREFIX in str(name_or_path):
+        raise ModelNotFoundError(
+            f"No model at {str(name_or_path)!r}: the model was never saved, so it travels as a "
+            "temporary copy on the disk of the process that trained it, which this process "
+            "cannot read (a worker on another machine, or the training process has ended). "
+            "Save it with model.save(folder) on storage every worker can read, and pass that "
+            "folder (or the saved model)."
+        )
     raise ModelNotFoundError(
         f"No model {str(name_or_path)!r}: expected one of {list_models()} or a folder holding "
         f"{CARD_FILE} and {WEIGHTS_FILE}. Check the name with xatmodist.list_models()."
@@ -225,7 +310,9 @@ _CACHE: dict[tuple[str, float], Model] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_model(name_or_path: str | os.PathLike | Model | None = None) -> Model:
+def load_model(
+    name_or_path: str | os.PathLike | Model | None = None, *, task: str | None = None
+) -> Model:
     """Load a model by zoo name or folder path (cached per process).
 
     Parameters
@@ -234,6 +321,9 @@ def load_model(name_or_path: str | os.PathLike | Model | None = None) -> Model:
         A name from :func:`list_models`, a folder with ``card.json`` and
         ``weights.safetensors``, or an already loaded :class:`Model`
         (returned as is).  Default: the default encoder.
+    task : {"encoder", "downscaler", "inpainter"}, optional
+        The task the caller needs; another model's task raises
+        :class:`ModelError` naming the zoo's models of that task.
 
     Returns
     -------
@@ -249,8 +339,38 @@ def load_model(name_or_path: str | os.PathLike | Model | None = None) -> Model:
         The weights file is missing, truncated, not safetensors, does not match
         the sha256 in the card, or does not fit the architecture.
     ModelError
-        The card is invalid.
+        The card is invalid, or the model is not of ``task``.
     """
+    if task is not None and task not in TASKS:
+        raise ModelError(f"task must be one of {TASKS}; got {task!r}.")
+    model = _load(name_or_path)
+    if task is not None:
+        require_task(model, task)
+    return model
+
+
+def require_task(model: Model, task: str, role: str | None = None, purpose: str = "this") -> None:
+    """Raise :class:`ModelError` unless ``model`` is of ``task``, naming the zoo's that are.
+
+    ``role`` names the argument the model came in (``"init"``: the message
+    reads ``init='...' is a downscaler``), ``purpose`` what needs the task.
+    """
+    got = model.card["task"]
+    if got == task:
+        return
+    who = f"{role}={model.name!r}" if role else f"Model {model.name!r}"
+    raise ModelError(
+        f"{who} is {_article(got)} {got}, but {purpose} needs {_article(task)} {task}. The "
+        f"zoo's {task}s are {list_models(task=task)}; pass one of those (or a folder holding "
+        "one)."
+    )
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _load(name_or_path) -> Model:
     if isinstance(name_or_path, Model):
         return name_or_path
     if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):

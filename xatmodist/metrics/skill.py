@@ -1,7 +1,7 @@
 """Skill scores of a prediction against the truth on a latitude/longitude grid.
 
-:func:`rmse` delegates to :func:`xskillscore.rmse` with ``cos(lat)`` area
-weights; :func:`spectral_error` compares zonal power spectra from
+:func:`rmse` is the ``cos(lat)``-weighted root-mean-square error (xarray's
+weighted mean: any dask chunking); :func:`spectral_error` compares zonal power spectra from
 :func:`~xatmodist.metrics.zonal_power_spectrum` over a band of wavenumbers
 (e.g. the band a downscaling model should super-resolve).
 """
@@ -13,7 +13,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
-from .._validate import check_core_chunks, check_dataarray, check_same_grid
+from .._validate import check_dataarray, check_same_grid
 from ..errors import InputError
 from .spectra import (
     WAVENUMBER,
@@ -43,8 +43,10 @@ def rmse(
         \mathrm{RMSE} = \sqrt{\frac{\sum_i w_i (a_i - b_i)^2}{\sum_i w_i}},
         \qquad w_i = \cos\varphi_i,
 
-    over latitude, longitude and the dimensions ``dim``, computed with
-    :func:`xskillscore.rmse`.
+    over latitude, longitude and the dimensions ``dim``, computed as xarray's
+    weighted mean, which reduces dask arrays of any chunking (the result is
+    :func:`xskillscore.rmse`'s with the same weights, which needs every reduced
+    dim in one chunk).
 
     Parameters
     ----------
@@ -77,8 +79,6 @@ def rmse(
         have no coordinates, or ``dim`` names an unknown or spatial dim.
     GridError
         If ``a`` and ``b`` are on different grids.
-    ChunkError
-        If a dask-backed input has several chunks along a reduced dimension.
 
     Examples
     --------
@@ -115,18 +115,12 @@ def rmse(
             "dimensions to reduce over, latitude and longitude always are."
         )
     reduce = [lat, lon, *extra]
-    check_core_chunks(a, reduce)
-    check_core_chunks(b, reduce)
-
-    import xskillscore
-
-    weights = None
     if weighted:
         coslat = np.cos(np.deg2rad(degrees(a, lat, kind="latitude"))).clip(0.0, None)
-        shape = tuple(a.sizes[d] for d in reduce)
-        values = np.broadcast_to(coslat.reshape((-1,) + (1,) * (len(reduce) - 1)), shape)
-        weights = xr.DataArray(values, dims=reduce, coords={lat: a[lat], lon: a[lon]})
-    out = xskillscore.rmse(a, b, dim=reduce, weights=weights, skipna=skipna)
+        weights = xr.DataArray(coslat, dims=[lat])
+    else:
+        weights = xr.DataArray(np.ones(a.sizes[lat]), dims=[lat])
+    out = np.sqrt(((a - b) ** 2).weighted(weights).mean(reduce, skipna=skipna))
     name = a.attrs.get("long_name", a.name)
     out.attrs = {
         "long_name": ("Latitude-weighted " if weighted else "")

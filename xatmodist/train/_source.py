@@ -8,10 +8,10 @@ than memory trains the same way as an in-memory one.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from collections.abc import Hashable, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from .. import _validate as v
@@ -19,6 +19,8 @@ from ..errors import InputError
 from ._pairs import Block
 
 __all__ = ["FieldSource", "default_variables", "reflection_signs", "variable_specs"]
+
+log = logging.getLogger(__name__)
 
 _LOG_STANDARD_NAMES = {
     "atmosphere_relative_vorticity",
@@ -77,13 +79,61 @@ def reflection_signs(specs: Sequence[dict], odd) -> list[float]:
     return [-1.0 if n in flip else 1.0 for n in names]
 
 
-def default_variables(ds: xr.Dataset) -> list[Hashable]:
-    """Vorticity and divergence if present (by standard_name), else every field variable."""
-    std = {da.attrs.get("standard_name"): n for n, da in ds.data_vars.items()}
+def default_variables(
+    ds: xr.Dataset,
+    dim: Hashable | None = None,
+    spatial_dims: Sequence[Hashable] | None = None,
+) -> list[Hashable]:
+    """The variables a trainer uses when it is given none.
+
+    Vorticity and divergence, found by CF standard_name
+    (``atmosphere_relative_vorticity``, ``divergence_of_wind``), if the
+    dataset has both as fields; else every field variable in the dataset's
+    order.  A field variable has the time dim and both spatial dims
+    (``dim``, ``spatial_dims``, else found as the trainers find them), so
+    static 2-D fields (a land mask, orography) and bounds (``time_bnds``) are
+    left out.  The choice is logged at INFO level.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The training data.
+    dim, spatial_dims : optional
+        Time and (lat, lon) dims if cf-xarray cannot find them.
+
+    Returns
+    -------
+    list
+        The chosen variable names.
+
+    Raises
+    ------
+    InputError
+        If the time or spatial dims cannot be found, or no variable has them.
+    """
+    need = (v.time_dim(ds, dim), *v.spatial_dims(ds, spatial_dims))
+    fields = [n for n, da in ds.data_vars.items() if all(d in da.dims for d in need)]
+    std = {ds[n].attrs.get("standard_name"): n for n in fields}
     pair = [std.get("atmosphere_relative_vorticity"), std.get("divergence_of_wind")]
     if all(p is not None for p in pair):
+        log.info(
+            "variables not given: training on vorticity and divergence %s (by standard_name)",
+            pair,
+        )
         return pair
-    return [n for n, da in ds.data_vars.items() if da.ndim >= 3]
+    if not fields:
+        dims = {str(n): tuple(map(str, da.dims)) for n, da in ds.data_vars.items()}
+        raise InputError(
+            f"No field variable found: a training variable needs the time dim and both "
+            f"spatial dims {tuple(map(str, need))!r}; the dataset's variables have {dims!r}. "
+            "Pass variables=[...] (and dim=, spatial_dims= if those dims are others)."
+        )
+    log.info(
+        "variables not given: training on every variable with dims %s: %s",
+        tuple(map(str, need)),
+        fields,
+    )
+    return fields
 
 
 def variable_specs(ds: xr.Dataset, names: Sequence[Hashable]) -> list[dict]:
@@ -115,7 +165,9 @@ class FieldSource:
     ds : Dataset or DataArray
         CF-compliant data, numpy or dask backed.
     variables : sequence of names, optional
-        Variables to use (default :func:`default_variables`).
+        Variables to use (default :func:`default_variables`: vorticity and
+        divergence by standard_name, else every variable with the time and
+        both spatial dims).
     dim : str, optional
         Time dimension (default: CF time axis).
     spatial_dims : (lat, lon), optional
@@ -127,9 +179,15 @@ class FieldSource:
             ds = ds.to_dataset(name=ds.name if ds.name is not None else "field")
         if not isinstance(ds, xr.Dataset):
             raise InputError(f"Expected an xarray Dataset or DataArray, got {type(ds).__name__}.")
-        names = list(variables) if variables is not None else default_variables(ds)
+        if variables is None:
+            names = default_variables(ds, dim, spatial_dims)
+        else:
+            names = list(variables)
         if not names:
-            raise InputError("No field variables found; pass variables=['vo', 'd'].")
+            raise InputError(
+                "variables=[] selects no variable; pass the training variables, e.g. "
+                "variables=['vo', 'd'], or leave variables out for the default choice."
+            )
         self.specs = variable_specs(ds, names)
         self.time = v.time_dim(ds[names[0]], dim)
         self.lat, self.lon = v.spatial_dims(ds[names[0]], spatial_dims)
@@ -193,25 +251,7 @@ class FieldSource:
 
 
 def _time_step(times, name) -> float | None:
+    """The time step in seconds (None without 2 times): :func:`xatmodist._validate.time_step`."""
     if times is None or len(times) < 2:
         return None
-    try:
-        idx = pd.Index(times)
-        d = np.diff(idx.values).astype("timedelta64[s]").astype(np.int64)
-    except (TypeError, ValueError):
-        try:
-            d = np.array(
-                [(b - a).total_seconds() for a, b in zip(times[:-1], times[1:], strict=True)]
-            )
-        except (TypeError, AttributeError) as err:
-            raise InputError(
-                f"Time coordinate {name!r} is not datetime-like; decode times "
-                "(xr.open_dataset(..., decode_times=True)) or assign a datetime coordinate."
-            ) from err
-    step = float(np.median(d))
-    if step <= 0 or not np.allclose(d, step):
-        raise InputError(
-            f"Time coordinate {name!r} is not regular and increasing (steps from {d.min()} s "
-            f"to {d.max()} s). Select a regular, sorted stretch (ds.sortby({name!r}))."
-        )
-    return step
+    return v.time_step(times, name).total_seconds()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..zoo import Model, load_model
+from ..zoo import Model, load_model, require_task
 from . import _checkpoint as checkpoint
 from ._checkpoint import CHECKPOINT
 from ._pairs import make_blocks, patch_index, take_patches
@@ -39,6 +39,7 @@ __all__ = [
     "balanced_distance",
     "fixed_weights",
     "weights_card",
+    "model_id",
 ]
 
 
@@ -54,11 +55,7 @@ def init_zscore(net, src: FieldSource, seed: int) -> None:
 
 def _an_encoder(encoder: str | Model, role: str) -> Model:
     enc = load_model(encoder)
-    if enc.card.get("task") != "encoder":
-        raise InputError(
-            f"{role}={enc.name!r} is a {enc.card.get('task')!r} model; the AtmoDist loss needs "
-            "an encoder (e.g. 'atmodist-swe-vd'; list them with xatmodist.list_models())."
-        )
+    require_task(enc, "encoder", role=role, purpose="the AtmoDist loss")
     return enc
 
 
@@ -138,12 +135,7 @@ def start_model(init, task: str, cls, args: dict, src: FieldSource) -> Model:
     signature's default then.
     """
     start = load_model(init)
-    if start.card.get("task") != task:
-        article = "an" if task[0] in "aeiou" else "a"
-        raise InputError(
-            f"init={start.name!r} is a {start.card.get('task')!r} model; fine-tuning starts "
-            f"from {article} {task} (e.g. init={_EXAMPLES.get(task, 'my-' + task)!r})."
-        )
+    require_task(start, task, role="init", purpose="fine-tuning")
     defaults = {k: q.default for k, q in inspect.signature(cls).parameters.items()}
     have = {k: start.card["args"].get(k, defaults.get(k)) for k in args}
     if have != args:
@@ -160,13 +152,6 @@ def start_model(init, task: str, cls, args: dict, src: FieldSource) -> Model:
             "Pass variables= in the init model's order."
         )
     return start
-
-
-_EXAMPLES = {
-    "encoder": "atmodist-swe-vd-v4",
-    "downscaler": "downscale-swe-vd-x4",
-    "inpainter": "inpaint-swe-vd",
-}
 
 
 def swap_variable(truth, pred, k: int):
@@ -275,6 +260,13 @@ def balanced_distance(enc: Model, distance: Callable, pred, truth, weights, *ext
     )
 
 
+def model_id(model: Model | None) -> dict | None:
+    """``{"name", "sha256"}`` of a model the training depends on (None stays None)."""
+    if model is None:
+        return None
+    return {"name": model.name, "sha256": model.sha256}
+
+
 def weights_card(src: FieldSource, weights: list[float] | None) -> dict | None:
     """The card's ``training.variable_weights``: per variable name, or None."""
     if weights is None:
@@ -318,6 +310,8 @@ def fit_patches(
     stop_after: int | None = None,
     extra_state: dict | None = None,
     epoch_stats: Callable[[], dict] | None = None,
+    overwrite: bool = False,
+    config: dict | None = None,
 ) -> tuple[list[dict], float]:
     """Train ``net`` on random patches; return (history, training seconds).
 
@@ -328,10 +322,16 @@ def fit_patches(
     ``extra_state``: objects the loss updates itself (an adversarial
     discriminator and its optimizer), checkpointed and restored with the rest.
     ``epoch_stats()``: more entries for each epoch's history record (called
-    once at the end of the epoch).
+    once at the end of the epoch).  ``out`` holding an earlier run is refused
+    unless ``resume`` (continue it) or ``overwrite`` (remove it first; see
+    :func:`~xatmodist.train._checkpoint.check_out`).  ``config``: the run's
+    settings (JSON-able), saved in the checkpoint; resuming with others is
+    refused (:func:`~xatmodist.train._checkpoint.check_config`).
     """
     import torch
     from tqdm.auto import tqdm
+
+    out = checkpoint.check_out(out, resume=resume, overwrite=overwrite)
 
     blocks, _ = make_blocks(
         n_series=src.n_series,
@@ -348,10 +348,13 @@ def fit_patches(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
-        start, history, seconds = checkpoint.restore(
-            checkpoint.load(ckpt), net, opt, sched, extra_state
-        )
+        state = checkpoint.load(ckpt)
+        if config is not None:
+            checkpoint.check_config(state, config, ckpt)
+        start, history, seconds = checkpoint.restore(state, net, opt, sched, extra_state)
     if out is not None:
+        if overwrite:
+            checkpoint.clear(out)
         checkpoint.reset_log(out, history)
     end = epochs if stop_after is None else min(epochs, int(stop_after))
     for epoch in range(start, end):
@@ -406,6 +409,7 @@ def fit_patches(
                 history=history,
                 seconds=seconds,
                 extra=extra_state,
+                config=config,
             )
     freeze(net)
     return history, seconds
@@ -428,19 +432,31 @@ def fit_field_model(
     data_description: str | None,
     extra_state: dict | None = None,
     epoch_stats: Callable[[], dict] | None = None,
+    overwrite: bool = False,
+    config: dict | None = None,
 ) -> Model:
     """Train with :func:`fit_patches`, then complete ``card`` and save to ``out/model``.
 
     ``schedule`` holds patch_size, epochs, samples_per_epoch, batch_size, lr
     and seed; ``card`` the task-specific entries (name, task, architecture,
-    args, ...); ``training`` the task-specific training record.
+    args, ...); ``training`` the task-specific training record; ``config`` the
+    task-specific settings a resumed run must repeat (the schedule and the
+    training variables are added here).
     """
+    config = {
+        "variables": [s["name"] for s in src.specs],
+        "dims": [str(src.time), str(src.lat), str(src.lon)],
+        **schedule,
+        **(config or {}),
+    }
     history, seconds = fit_patches(
         net,
         src,
         loss_fn,
         out=out,
         resume=resume,
+        overwrite=overwrite,
+        config=config,
         progress=progress,
         stop_after=stop_after,
         extra_state=extra_state,

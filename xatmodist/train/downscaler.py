@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
 
 from .._threads import restores_torch_threads
 from .._validate import check_bool, positive_float
 from ..errors import InputError
 from ..zoo import Model
+from . import _checkpoint as checkpoint
 from ._source import FieldSource
 from ._supervised import (
     balanced_distance,
@@ -20,6 +20,7 @@ from ._supervised import (
     load_encoder,
     load_extra_encoders,
     measured_weights,
+    model_id,
     require_atmodist,
     start_model,
     weights_card,
@@ -65,6 +66,7 @@ def fit_downscaler(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     stop_after: int | None = None,
     name: str = "downscaler-custom",
     threads: int | None = None,
@@ -113,8 +115,15 @@ def fit_downscaler(
         loss, e.g. ``["atmodist-swe-d"]``, trained on divergence alone: the
         encoders of vorticity and divergence give divergence about 1% of their
         distance.  Recorded in the card.
-    variables, dim, spatial_dims
-        As in :func:`xatmodist.train.fit_encoder`.
+    variables : sequence of str, optional
+        Variables to use.  Default: vorticity and divergence, found by CF
+        standard_name (``atmosphere_relative_vorticity``,
+        ``divergence_of_wind``) if the dataset has both as fields, else every
+        variable that has the time and both spatial dims (static 2-D fields
+        and bounds are left out); the choice is logged at INFO level and
+        recorded in the card.
+    dim, spatial_dims : optional
+        Time and (lat, lon) dims if cf-xarray cannot find them.
     patch_size : int
         High-resolution patch side.
     epochs, samples_per_epoch, batch_size, lr
@@ -134,9 +143,13 @@ def fit_downscaler(
     init : str, path or Model, optional
         A trained downscaler to start from (same variables and architecture);
         its z-score statistics are kept.
-    seed, out, resume, stop_after, name, threads, progress, data_description
-        As in :func:`xatmodist.train.fit_encoder` (checkpoints each epoch,
-        exact resume).
+    seed, out, resume, overwrite, stop_after, name, threads, progress, data_description
+        As in :func:`xatmodist.train.fit_encoder`: checkpoints each epoch with
+        the run's settings, exact resume (with the saved settings: every
+        argument but ``out``, ``resume``, ``overwrite``, ``stop_after``,
+        ``name``, ``threads``, ``progress`` and ``data_description``), and an
+        ``out`` that holds an earlier run is refused unless ``resume`` or
+        ``overwrite`` is given.
 
     Returns
     -------
@@ -150,6 +163,7 @@ def fit_downscaler(
 
     from ..nn import Downscaler
 
+    out = checkpoint.check_out(out, resume=resume, overwrite=overwrite)
     if content_loss not in LOSSES:
         raise InputError(f"content_loss must be one of {LOSSES}; got {content_loss!r}.")
     if upsample not in ("shuffle", "resize"):
@@ -229,8 +243,9 @@ def fit_downscaler(
             "lr": lr,
             "seed": seed,
         },
-        out=Path(out) if out is not None else None,
+        out=out,
         resume=resume,
+        overwrite=overwrite,
         progress=progress,
         stop_after=stop_after,
         card={
@@ -253,6 +268,21 @@ def fit_downscaler(
         data_description=data_description,
         extra_state=critic.state() if critic is not None else None,
         epoch_stats=critic.epoch_stats if critic is not None else None,
+        config={
+            "factor": factor,
+            "content_loss": content_loss,
+            "encoder": model_id(enc),
+            "l2_weight": l2_weight,
+            "balance_variables": bool(balance_variables),
+            "variable_weights": None if balance_variables else weights_card(src, weights),
+            "extra_encoders": [model_id(e) for e, _ in extra],
+            "width": width,
+            "blocks": blocks,
+            "upsample": upsample,
+            "adversarial": bool(adversarial),
+            "adversarial_weight": adversarial_weight,
+            "init": model_id(start),
+        },
     )
 
 

@@ -7,11 +7,11 @@ import math
 import os
 import time
 from collections.abc import Hashable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .. import _validate as v
 from .._threads import restores_torch_threads
 from .._validate import check_bool
 from ..errors import InputError
@@ -28,35 +28,60 @@ __all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup", "r
 log = logging.getLogger(__name__)
 
 
-def _seconds(x, name: str) -> float:
-    if isinstance(x, int | float | np.integer | np.floating):
-        return float(x)
-    try:
-        return pd.Timedelta(x).total_seconds()
-    except (ValueError, TypeError) as err:
-        raise InputError(f"{name} must be a duration like '3h' or '1D'; got {x!r}.") from err
+def _lag_seconds(x, name: str, step_seconds: float) -> float:
+    """A lag in seconds (:func:`xatmodist._validate.lag_duration`'s rule)."""
+    return v.lag_duration(x, pd.Timedelta(seconds=step_seconds), name).total_seconds()
 
 
 def lag_setup(step_seconds: float | None, max_lag, lag_step=None) -> tuple[float, int, int]:
-    """(lag_step_seconds, n_classes, stride in data steps) from the user's durations."""
+    """The lag classes of :func:`fit_encoder` from the user's ``max_lag`` and ``lag_step``.
+
+    Parameters
+    ----------
+    step_seconds : float or None
+        The data's time step in seconds (None: no usable time coordinate).
+    max_lag, lag_step : int, str, Timedelta or numpy timedelta64
+        Largest lag and class width (``lag_step=None``: the data's time step).
+        An integer (Python or numpy, not bool) is that many time steps of the
+        data, as ``ds.shift(time=3)`` counts (``max_lag=12`` on hourly data is
+        12 h); anything else is a duration (``"6h"``, ``pd.Timedelta``,
+        ``np.timedelta64``).  Floats, bools, integers < 1 and strings without
+        a unit are refused.
+
+    Returns
+    -------
+    tuple of (float, int, int)
+        The class width in seconds, the number of classes (``max_lag /
+        lag_step``, at least 2) and the class width in data steps.
+
+    Raises
+    ------
+    InputError
+        Without a time step; for a lag that is neither an integer nor a
+        duration; if ``lag_step`` is not a whole multiple of the time step or
+        ``max_lag`` not one (>= 2) of ``lag_step``.
+    """
     if step_seconds is None:
         raise InputError(
             "The time coordinate is missing or has fewer than 2 values; a datetime time "
             "coordinate is needed to turn lags into steps."
         )
-    lag_s = step_seconds if lag_step is None else _seconds(lag_step, "lag_step")
-    max_s = _seconds(max_lag, "max_lag")
+    step = v.duration_text(step_seconds)
+    lag_s = step_seconds if lag_step is None else _lag_seconds(lag_step, "lag_step", step_seconds)
+    max_s = _lag_seconds(max_lag, "max_lag", step_seconds)
     stride = lag_s / step_seconds
     if stride < 1 or abs(stride - round(stride)) > 1e-6:
         raise InputError(
-            f"lag_step ({lag_s} s) must be a whole multiple of the data's time step "
-            f"({step_seconds} s)."
+            f"lag_step={lag_step!r} ({v.duration_text(lag_s)}) must be a whole multiple of the "
+            f"data's time step ({step}); pass e.g. lag_step={step!r} or an integer number "
+            "of steps."
         )
     n = max_s / lag_s
     if n < 2 or abs(n - round(n)) > 1e-6:
         raise InputError(
-            f"max_lag ({max_s} s) must be a whole multiple (>= 2) of lag_step ({lag_s} s), "
-            "giving the lag classes lag_step, 2*lag_step, ..., max_lag."
+            f"max_lag={max_lag!r} ({v.duration_text(max_s)}) must be a whole multiple (>= 2) of "
+            f"lag_step ({v.duration_text(lag_s)}), giving the lag classes lag_step, "
+            f"2*lag_step, ..., max_lag; pass e.g. max_lag={v.duration_text(4 * lag_s)!r}."
         )
     return lag_s, int(round(n)), int(round(stride))
 
@@ -144,6 +169,7 @@ def fit_encoder(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     name: str = "atmodist-custom",
     threads: int | None = None,
     progress: bool = True,
@@ -165,12 +191,22 @@ def fit_encoder(
     ----------
     ds : Dataset or DataArray
         Training data with a regular time axis (numpy, dask, zarr, netCDF, ...).
-    max_lag, lag_step : str or Timedelta
-        Largest lag and class width (default: the data's time step).
+    max_lag, lag_step : int, str or Timedelta
+        Largest lag and class width (``lag_step`` default: the data's time
+        step).  An integer (Python or numpy) is that many time steps of the
+        data, as ``ds.shift(time=3)`` counts: ``max_lag=12, lag_step=2`` on
+        hourly data gives the classes 2 h, 4 h, ..., 12 h.  Anything else is a
+        duration (``"6h"``, ``pd.Timedelta``, ``np.timedelta64``).  Floats,
+        bools and integers < 1 are refused (see :func:`lag_setup`).
     patch_size : int
         Side of the square patches, in grid points.
     variables : sequence of str, optional
-        Variables to use (default: vorticity and divergence by standard_name).
+        Variables to use.  Default: vorticity and divergence, found by CF
+        standard_name (``atmosphere_relative_vorticity``,
+        ``divergence_of_wind``) if the dataset has both as fields, else every
+        variable that has the time and both spatial dims (static 2-D fields
+        such as a land mask, and bounds such as ``time_bnds``, are left out);
+        the choice is logged at INFO level and recorded in the card.
     dim, spatial_dims : optional
         Time and (lat, lon) dims if cf-xarray cannot find them.
     epochs, pairs_per_epoch, batch_size, lr, weight_decay
@@ -222,10 +258,20 @@ def fit_encoder(
     seed : int
         Seeds all randomness; a resumed run continues exactly.
     out : path, optional
-        Folder for ``checkpoint.pt`` (each epoch, written atomically),
-        ``metrics.jsonl`` and the final model (``out/model``).
+        Folder for ``checkpoint.pt`` (each epoch, written atomically; it also
+        holds the run's settings), ``metrics.jsonl`` and the final model
+        (``out/model``).  A folder that already holds a checkpoint or a model
+        is refused unless ``resume`` or ``overwrite`` is given.
     resume : bool
-        Continue from ``out/checkpoint.pt`` if it exists.
+        Continue from ``out/checkpoint.pt`` if it exists.  The settings must
+        be those of the saved run (every argument but ``out``, ``resume``,
+        ``overwrite``, ``stop_after``, ``name``, ``threads``, ``progress`` and
+        ``data_description``; ``distance`` may change once the run is
+        finished, which re-scores and re-calibrates the finished network);
+        any difference is an error listing each changed setting.
+    overwrite : bool
+        Start a new run in an ``out`` that holds an earlier one, removing its
+        checkpoint, metrics and model first (not with ``resume``).
     name : str
         Model name written to the card.
     threads : int, optional
@@ -252,6 +298,7 @@ def fit_encoder(
 
     from ..nn import AtmoDistNet
 
+    out = checkpoint.check_out(out, resume=resume, overwrite=overwrite)
     src = FieldSource(ds, variables, dim, spatial_dims)
     signs = None
     if lat_reflection is not False and lat_reflection is not None:
@@ -315,7 +362,6 @@ def fit_encoder(
         )
     lat_rows = _lat_rows(src, lat_band)
     stream = _PairStream(src, n_classes, stride, patch_size, lat_rows)
-    out = Path(out) if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -359,12 +405,52 @@ def fit_encoder(
         )
     else:  # too short for a schedule: constant learning rate
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    # every setting that changes the result, resolved (variables, lags as durations)
+    config = {
+        "variables": [s["name"] for s in src.specs],
+        "dims": [str(src.time), str(src.lat), str(src.lon)],
+        "max_lag": v.duration_text(n_classes * lag_s),
+        "lag_step": v.duration_text(lag_s),
+        "patch_size": patch_size,
+        "epochs": epochs,
+        "pairs_per_epoch": pairs_per_epoch,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "widths": list(widths),
+        "blocks": blocks,
+        "stem_stride": int(stem_stride),
+        "rank_weight": rank_weight,
+        "projection": bool(projection),
+        "distance": distance,
+        "block_length": block_length,
+        "val_every": val_every,
+        "val_pairs": val_pairs,
+        "lat_band": list(lat_band) if lat_band else None,
+        "lat_reflection": (
+            None
+            if signs is None
+            else [s["name"] for s, g in zip(src.specs, signs, strict=True) if g < 0]
+        ),
+        "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
+        "mix_blocks": mix_blocks,
+        "seed": seed,
+    }
     start_epoch, history, train_seconds = 0, [], 0.0
     ckpt = out / CHECKPOINT if out is not None else None
     if resume and ckpt is not None and ckpt.is_file():
         state = checkpoint.load(ckpt)
+        # the distance changes no weights: a finished run may be re-scored with another
+        compared = checkpoint.check_config(
+            state,
+            config,
+            ckpt,
+            finished_only=("distance",),
+            finished=int(state["epoch"]) + 1 >= epochs,
+        )
         planned = state["scheduler"].get("total_steps")
-        if planned is not None and int(planned) != epochs * steps_per_epoch:
+        # a checkpoint without settings (older versions): check the schedule's length
+        if not compared and planned is not None and int(planned) != epochs * steps_per_epoch:
             raise InputError(
                 f"{ckpt} belongs to a run of {planned} optimizer steps, but these arguments "
                 f"give {epochs * steps_per_epoch} (epochs={epochs} x {steps_per_epoch} steps "
@@ -386,6 +472,8 @@ def fit_encoder(
             [s["log_transform"] for s in src.specs],
         )
     if out is not None:
+        if overwrite:
+            checkpoint.clear(out)
         # metrics.jsonl lists exactly the epochs in the checkpoint being continued: an
         # epoch whose metrics were appended but whose checkpoint save was killed is
         # trained again and must not be listed twice; a fresh run starts a fresh file
@@ -473,6 +561,7 @@ def fit_encoder(
                 sched=sched,
                 history=history,
                 seconds=train_seconds,
+                config=config,
             )
 
     # a run resumed after its last epoch (e.g. with another distance) has no fresh

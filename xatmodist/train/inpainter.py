@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
 
 from .._threads import restores_torch_threads
 from ..errors import InputError
 from ..zoo import Model
+from . import _checkpoint as checkpoint
 from ._masks import KINDS, random_masks
 from ._source import FieldSource
 from ._supervised import (
@@ -20,6 +20,7 @@ from ._supervised import (
     load_encoder,
     load_extra_encoders,
     measured_weights,
+    model_id,
     require_atmodist,
     start_model,
     weights_card,
@@ -102,6 +103,7 @@ def fit_inpainter(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     stop_after: int | None = None,
     name: str = "inpainter-custom",
     threads: int | None = None,
@@ -152,8 +154,15 @@ def fit_inpainter(
         refuses holes reaching further from observed points.
     hole_kinds : sequence of {"rect", "blob"}
         Hole shapes to draw from.
-    variables, dim, spatial_dims
-        As in :func:`xatmodist.train.fit_encoder`.
+    variables : sequence of str, optional
+        Variables to use.  Default: vorticity and divergence, found by CF
+        standard_name (``atmosphere_relative_vorticity``,
+        ``divergence_of_wind``) if the dataset has both as fields, else every
+        variable that has the time and both spatial dims (static 2-D fields
+        and bounds are left out); the choice is logged at INFO level and
+        recorded in the card.
+    dim, spatial_dims : optional
+        Time and (lat, lon) dims if cf-xarray cannot find them.
     patch_size : int
         Training patch side, a multiple of ``2**levels`` and at least twice
         ``hole[1]``.
@@ -161,9 +170,13 @@ def fit_inpainter(
         Optimisation (Adam, cosine decay).
     width, levels, blocks : int
         Architecture (see :class:`xatmodist.nn.Inpainter`).
-    seed, out, resume, stop_after, name, threads, progress, data_description
-        As in :func:`xatmodist.train.fit_encoder` (checkpoints each epoch,
-        exact resume).
+    seed, out, resume, overwrite, stop_after, name, threads, progress, data_description
+        As in :func:`xatmodist.train.fit_encoder`: checkpoints each epoch with
+        the run's settings, exact resume (with the saved settings: every
+        argument but ``out``, ``resume``, ``overwrite``, ``stop_after``,
+        ``name``, ``threads``, ``progress`` and ``data_description``), and an
+        ``out`` that holds an earlier run is refused unless ``resume`` or
+        ``overwrite`` is given.
 
     Returns
     -------
@@ -176,6 +189,7 @@ def fit_inpainter(
 
     from ..nn import Inpainter
 
+    out = checkpoint.check_out(out, resume=resume, overwrite=overwrite)
     if loss not in LOSSES:
         raise InputError(f"loss must be one of {LOSSES}; got {loss!r}.")
     kinds = tuple(hole_kinds)
@@ -236,8 +250,9 @@ def fit_inpainter(
             "lr": lr,
             "seed": seed,
         },
-        out=Path(out) if out is not None else None,
+        out=out,
         resume=resume,
+        overwrite=overwrite,
         progress=progress,
         stop_after=stop_after,
         card={
@@ -258,4 +273,18 @@ def fit_inpainter(
         enc=enc,
         l2_weight=l2_weight,
         data_description=data_description,
+        config={
+            "loss": loss,
+            "encoder": model_id(enc),
+            "l2_weight": l2_weight,
+            "balance_variables": bool(balance_variables),
+            "variable_weights": None if balance_variables else weights_card(src, weights),
+            "extra_encoders": [model_id(e) for e, _ in extra],
+            "init": model_id(start),
+            "hole": [lo, hi],
+            "hole_kinds": list(kinds),
+            "width": width,
+            "levels": levels,
+            "blocks": blocks,
+        },
     )
