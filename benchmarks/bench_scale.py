@@ -308,7 +308,7 @@ def bench_lpips(n: int = 100, repeat: int = 2, models=None) -> dict:
         pad = np.zeros_like(x[:, :1])  # LPIPS wants RGB: vo, d, 0
         return torch.from_numpy(np.concatenate([x, pad], 1).astype(np.float32))
 
-    batch = xatmodist.get_options()["batch_size"] // 8  # fields per pass, ~ patches / tiles
+    batch = 32  # LPIPS fields per pass: 256 patches / 8 tiles, the library's old batch_size
 
     def run_lpips():
         xa, xb = to3(a), to3(b)  # input conversion counted, as the accessor's is

@@ -73,6 +73,16 @@ def test_simulate_train_evaluate_resume(tmp_path, capsys):
     assert main([*train, "--resume"]) == 0
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1
+    # training again into the same folder is refused unless --resume or --overwrite ...
+    sha = json.loads((tmp_path / "run" / "model" / "card.json").read_text())["sha256"]
+    capsys.readouterr()
+    assert main(train) == 2
+    assert "overwrite=True" in capsys.readouterr().err
+    # ... and --max-lag 3 means 3 time steps of the 3-hourly data: the same run as 9h
+    steps = [*train, "--overwrite"]
+    steps[steps.index("--max-lag") + 1] = "3"
+    assert main(steps) == 0
+    assert json.loads((tmp_path / "run" / "model" / "card.json").read_text())["sha256"] == sha
     # a time-limited job: 1 epoch of a 2-epoch schedule, then resume to the end
     two = [*train[:-4], "--out", str(tmp_path / "run2"), "--name", "cli-test"]
     two[two.index("--epochs") + 1] = "2"

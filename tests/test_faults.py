@@ -152,7 +152,7 @@ torch.save = save_then_die
 ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=8)
 fit_encoder(ds, epochs=2, seed=6, out=sys.argv[1], max_lag="9h", patch_size=16,
             widths=(8, 16), pairs_per_epoch=128, batch_size=32, val_pairs=64,
-            block_length=8, val_every=3, progress=False)
+            block_length=8, val_every=3, progress=False, threads=int(sys.argv[2]))
 """
 
 
@@ -161,7 +161,11 @@ def test_sigkill_during_checkpoint_save_subprocess(tmp_path, train_data, uninter
     first checkpoint complete; resuming reaches the uninterrupted result."""
     out = tmp_path / "killed"
     proc = subprocess.run(
-        [sys.executable, "-c", _DIE_IN_SAVE, str(out)], timeout=180, capture_output=True
+        # the parent's thread count: oneDNN's kernels split work by it, and a LocalCluster
+        # earlier in the session sets OMP_NUM_THREADS=1 for every later subprocess
+        [sys.executable, "-c", _DIE_IN_SAVE, str(out), str(torch.get_num_threads())],
+        timeout=180,
+        capture_output=True,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)

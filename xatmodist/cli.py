@@ -59,6 +59,14 @@ def _simulate(args) -> int:
     return 0
 
 
+_OVERWRITE_HELP = "start afresh in an --out that holds an earlier run (its files are replaced)"
+
+
+def _lag(text: str) -> int | str:
+    """A lag argument: digits are a number of time steps, anything else a duration."""
+    return int(text) if text.strip().isdigit() else text
+
+
 def _train_encoder(args) -> int:
     from .train import fit_encoder
 
@@ -76,6 +84,7 @@ def _train_encoder(args) -> int:
         seed=args.seed,
         out=args.out,
         resume=args.resume,
+        overwrite=args.overwrite,
         name=args.name,
         threads=args.threads,
         lat_band=tuple(args.lat_band) if args.lat_band else None,
@@ -152,6 +161,7 @@ def _train_field_model(args) -> int:
         "seed": args.seed,
         "out": args.out,
         "resume": args.resume,
+        "overwrite": args.overwrite,
         "name": args.name,
         "threads": args.threads,
         "data_description": " ".join(args.data),
@@ -240,8 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = t.add_subparsers(dest="what", required=True)
     te = tsub.add_parser("encoder", help="the AtmoDist lag pretext task")
     te.add_argument("data", nargs="+", help="netCDF/zarr/GRIB path(s) or glob")
-    te.add_argument("--max-lag", required=True, help="largest lag, e.g. 36h")
-    te.add_argument("--lag-step", default=None, help="class width (default: data step)")
+    te.add_argument(
+        "--max-lag",
+        required=True,
+        type=_lag,
+        help="largest lag: a duration (36h) or a number of the data's time steps (12)",
+    )
+    te.add_argument(
+        "--lag-step",
+        default=None,
+        type=_lag,
+        help="class width: a duration or a number of time steps (default: the data's step)",
+    )
     te.add_argument("--patch-size", type=int, required=True)
     te.add_argument("--variables", nargs="+", default=None)
     te.add_argument("--epochs", type=int, default=10)
@@ -281,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--name", default="atmodist-custom")
     te.add_argument("--out", required=True, help="folder for checkpoints and the model")
     te.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    te.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
     te.add_argument(
         "--stop-after",
         type=int,
@@ -311,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         tf.add_argument("--name", default=f"{what}-custom")
         tf.add_argument("--out", required=True, help="folder for checkpoints and the model")
         tf.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+        tf.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
         tf.add_argument(
             "--balance-variables",
             action="store_true",
