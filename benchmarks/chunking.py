@@ -9,8 +9,9 @@ Run from the repo root, once per instruction-set setting::
 For ``distance``, ``embed`` (tile features), ``predict_lag``, ``downscale`` and
 ``inpaint`` with the shipped default models on the embedded sample, each result
 computed on numpy input is compared with the same call on dask input chunked
-1, 3 and 7 fields along time (threaded scheduler) and, for the encoder calls,
-with another ``batch_size``.  The figure is the largest absolute difference
+1, 3 and 7 fields along time (threaded scheduler), with one torch thread
+instead of the machine's default and, for the encoder calls, with another
+``batch_size``.  The figure is the largest absolute difference
 divided by the largest absolute value of the numpy result (0 = bitwise equal).
 ``--compare`` adds the difference to the numpy results of another run (e.g.
 the same calls under another ``ONEDNN_MAX_CPU_ISA``).
@@ -64,6 +65,8 @@ def run(n_time: int = 20) -> tuple[dict, dict]:
         for chunk in (1, 3, 7):
             lazy = call(a.chunk(time=chunk), None if b is None else b.chunk(time=chunk))
             row[f"chunks of {chunk}"] = _rel(_values(lazy.compute()), ref)
+        with xatmodist.set_options(torch_threads=1):
+            row["1 torch thread"] = _rel(_values(call(a, b)), ref)
         if encoder:
             for batch in (7, 256):
                 with xatmodist.set_options(batch_size=batch):
