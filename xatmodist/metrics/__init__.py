@@ -5,9 +5,11 @@ well-understood, self-describing quantities:
 
 - :func:`zonal_power_spectrum` and :func:`kinetic_energy_spectrum`: spectra
   along longitude with ``zonal_wavenumber`` and ``wavelength`` coordinates;
+- :func:`radial_power_spectrum` (2-D DCT, Denis et al. 2002) and
+  :func:`log_spectral_distance` for limited-area (regional) grids;
 - :func:`semivariogram`: the empirical semivariogram over great-circle
   distance;
-- :func:`rmse`: latitude-weighted RMSE (via xskillscore);
+- :func:`rmse`: latitude-weighted RMSE;
 - :func:`spectral_error`: mean absolute log ratio of spectra over a band of
   wavenumbers.
 
@@ -15,6 +17,7 @@ All work on numpy- or dask-backed :class:`xarray.DataArray` objects and stay
 lazy on dask input.
 """
 
+from .radial import log_spectral_distance, radial_power_spectrum
 from .skill import rmse, spectral_error
 from .spectra import EARTH_RADIUS, kinetic_energy_spectrum, zonal_power_spectrum
 from .variogram import semivariogram
@@ -22,6 +25,8 @@ from .variogram import semivariogram
 __all__ = [
     "EARTH_RADIUS",
     "kinetic_energy_spectrum",
+    "log_spectral_distance",
+    "radial_power_spectrum",
     "rmse",
     "semivariogram",
     "spectral_error",
