@@ -181,8 +181,8 @@ CASES = [
         "irregular-latitude",
         lambda f, full, m: d(_bumped_lat(f), _bumped_lat(f), model=m),
         GridError,
-        r"'lat' is not a regular, monotonic grid",
-        ["Regrid"],
+        r"'lat' is not a monotonic grid with near-uniform steps",
+        ["within 2% of the median", "Gaussian", "Regrid"],
     ),
     (
         "misaligned-time",

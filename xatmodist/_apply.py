@@ -21,6 +21,9 @@ from .errors import GridError, InputError
 from .options import get_options
 from .zoo import Model, load_model
 
+#: smallest field a downscaler takes: its convolutions see mirrored edges
+MIN_DOWNSCALER_INPUT = 2
+
 __all__ = ["Prepared", "prepare", "apply", "tile_centres", "provenance", "relabel"]
 
 
@@ -65,15 +68,21 @@ def prepare(
     if da.chunks is not None:
         da = da.chunk({v.CHANNEL: -1})  # our own stacking dim, never the user's
     factor = int(card.get("factor", 1)) if card["task"] == "downscaler" else 1
-    # smallest input the model takes
-    patch = int(card.get("min_input_size", max(1, int(card["patch_size"]) // factor)))
+    # smallest input the model takes: an encoder's patch; a downscaler is fully
+    # convolutional (edges mirrored: 2 points); an inpainter's card says
+    if card["task"] == "downscaler":
+        patch = int(card.get("min_input_size", MIN_DOWNSCALER_INPUT))
+    else:
+        patch = int(card.get("min_input_size", card["patch_size"]))
     nlat, nlon = da.sizes[lat], da.sizes[lon]
     wrap = v.is_global(da, lon)
-    if nlat < patch or (nlon < patch and not wrap) or nlon < patch:
+    if nlat < patch or nlon < patch:
+        what = "works on patches of" if card["task"] == "encoder" else "needs fields of at least"
         raise GridError(
             f"The field is {nlat} x {nlon} ({lat!r} x {lon!r}) but model {card['name']!r} "
-            f"works on patches of {patch} x {patch}. Use a larger domain (at least "
-            f"{patch} points along each spatial dim) or a model with smaller patches."
+            f"{what} {patch} x {patch} points. Use a larger domain (at least "
+            f"{patch} points along each spatial dim) or a model with smaller patches "
+            "(xatmodist.train.fit_encoder(patch_size=...) for your grid)."
         )
     dlat, dlon = v.grid_spacing(da, lat, lon)
     v.check_grid(card, dlat, dlon, input_factor=factor)
