@@ -239,3 +239,24 @@ def test_model_repr_is_a_short_summary():
     for part in ("atmodist-swe-vd-v6", "encoder", "vo [s-1]", "d [s-1]", "held-out rho 0.900"):
         assert part in text, text
     assert "vo RMSE" in repr(xatmodist.load_model("inpaint-swe-vd"))
+
+
+def test_temperature_data_points_to_the_trainers(fields):
+    """WFDE5-like near-surface temperature given to the vorticity/divergence models."""
+    from xatmodist.train import fit_inpainter
+
+    tas = xr.Dataset(
+        {"tas": (fields.vo.dims, 280.0 + 1e5 * fields.vo.values, {"units": "K"})},
+        coords=fields.coords,
+    )
+    tas.tas.attrs["standard_name"] = "air_temperature"
+    gappy = tas.where(tas.lat < 60)
+    with pytest.raises(xatmodist.VariableNotFoundError, match="holds none of the model's") as e:
+        gappy.atmodist.inpaint()
+    assert "fit_inpainter(ds, loss='l2')" in str(e.value)
+    with pytest.raises(xatmodist.UnitsError, match="this model does not fit it") as e:
+        gappy.atmodist.inpaint(variables={"vo": "tas", "d": "tas"})
+    assert "xatmodist.list_models()" in str(e.value)
+    with pytest.raises(InputError, match="this encoder cannot judge them") as e:
+        fit_inpainter(tas, epochs=1, progress=False)
+    assert "fit_inpainter(loss='l2')" in str(e.value) and "fit_encoder" in str(e.value)

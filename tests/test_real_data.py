@@ -96,3 +96,17 @@ def test_storm_nan_wedges_inpainted_observed_bitwise(shared_data):
         lazy = vd.chunk(timestep=16).atmodist.inpaint()
     with pytest.warns(UserWarning, match="no observed values"):
         xr.testing.assert_identical(lazy.compute(), out)
+
+
+def test_training_from_grib_warns_to_copy_first(shared_data, tmp_path):
+    pytest.importorskip("cfgrib")
+    from xatmodist.train._source import FieldSource
+
+    src = shared_data / "era5_ensemble_grib" / "era5-levels-members.grib"
+    ds = open_data([str(src)], chunks={})
+    with pytest.warns(UserWarning, match="GRIB .* is slow to index") as rec:
+        FieldSource(ds, ["t"])
+    assert "to_zarr('copy.zarr')" in str(rec[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        FieldSource(ds.load(), ["t"])  # an in-memory copy: no warning

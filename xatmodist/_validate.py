@@ -341,7 +341,7 @@ def resolve_variables(
                 f"The model needs {w['name']!r} (standard_name={w.get('standard_name')!r}, "
                 f"units={w.get('units')!r}); the dataset has {list(ds.data_vars)!r}. "
                 f"Rename it, set its standard_name attribute, or pass "
-                f"variables={{{w['name']!r}: 'your_name'}}."
+                f"variables={{{w['name']!r}: 'your_name'}}.{_other_quantity_hint(ds, wanted)}"
             )
         check_numeric(ds[name], name)
         if check_units:
@@ -358,7 +358,9 @@ def resolve_variables(
                 raise UnitsError(
                     f"Variable {name!r} has units {got!r} but the model expects "
                     f"{w['units']!r} for {w['name']!r}. Convert it first "
-                    f"(e.g. with pint-xarray) and set attrs['units'] = {w['units']!r}."
+                    f"(e.g. with pint-xarray) and set attrs['units'] = {w['units']!r}. If "
+                    f"{name!r} is another quantity than {w['name']!r}, this model does not fit "
+                    f"it: {_TRAIN_HINT}"
                 )
         out.append(name)
     return out
@@ -382,6 +384,27 @@ def check_numeric(da: xr.DataArray, name: Hashable) -> None:
             "(float or int). Convert it, e.g. ds[name].astype('float32'), or pass the right "
             "variable."
         )
+
+
+_TRAIN_HINT = (
+    "list the zoo's models and their variables with xatmodist.list_models(), or train one "
+    "for your variables: xatmodist.train.fit_encoder(ds, variables=[...]) for distances, "
+    "fit_downscaler(ds, content_loss='l2') or fit_inpainter(ds, loss='l2') (or with the "
+    "AtmoDist loss of an encoder trained on those variables, encoder=...)."
+)
+
+
+def _other_quantity_hint(ds: xr.Dataset, wanted: Sequence[Mapping]) -> str:
+    """A pointer to the trainers when the dataset holds none of the model's variables."""
+    names = {w["name"] for w in wanted} | {w.get("standard_name") for w in wanted}
+    have = set(ds.data_vars) | {da.attrs.get("standard_name") for da in ds.data_vars.values()}
+    if names & have:
+        return ""
+    return (
+        f" The dataset holds none of the model's variables {[w['name'] for w in wanted]}: if "
+        f"it holds other quantities (e.g. temperature), no model trained on those fits; "
+        f"{_TRAIN_HINT}"
+    )
 
 
 def to_channels(

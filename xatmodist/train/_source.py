@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .. import _validate as v
-from ..errors import InputError
+from ..errors import InputError, warn
 from ._pairs import Block
 
 __all__ = ["FieldSource", "default_variables", "reflection_signs", "variable_specs"]
@@ -214,6 +214,7 @@ class FieldSource:
         self.lat_descending = bool(latc[0] > latc[-1])
         times = ds[self.time].values if self.time in ds.coords else None
         self.step_seconds = _time_step(times, self.time)
+        _warn_if_grib(ds, names)
 
     def read(self, block: Block) -> np.ndarray:
         """Fields of one block as float32 (T, C, H, W); NaNs replaced by 0 with a count."""
@@ -255,3 +256,22 @@ def _time_step(times, name) -> float | None:
     if times is None or len(times) < 2:
         return None
     return v.time_step(times, name).total_seconds()
+
+
+_GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2", ".grib1")
+
+
+def _warn_if_grib(ds: xr.Dataset, names: Sequence[Hashable]) -> None:
+    """Steer training away from reading GRIB directly (slow to index, block by block)."""
+
+    def lazy(n) -> bool:  # still read from the file (dask, or xarray's lazy indexing)
+        return ds[n].chunks is not None or not getattr(ds[n].variable, "_in_memory", True)
+
+    sources = {str(ds[n].encoding.get("source", ds.encoding.get("source", ""))) for n in names}
+    if any(lazy(n) for n in names) and any(s.lower().endswith(_GRIB_SUFFIXES) for s in sources):
+        warn(
+            "Training reads its data block by block, and GRIB (through cfgrib) is slow to "
+            "index: write a chunked copy first and train on that, e.g. "
+            "ds.chunk({'time': 64}).to_zarr('copy.zarr'), then xr.open_zarr('copy.zarr').",
+            UserWarning,
+        )

@@ -64,12 +64,28 @@ def load_encoder(encoder: str | Model, src: FieldSource) -> Model:
     enc = _an_encoder(encoder, "encoder")
     want = [w["name"] for w in enc.card["variables"]]
     have = [s["name"] for s in src.specs]
-    if len(want) != len(have):
+    fits = len(want) == len(have) and all(
+        _same_quantity(w, s) for w, s in zip(enc.card["variables"], src.specs, strict=True)
+    )
+    if not fits:
+        listed = lambda specs: [(v["name"], v.get("standard_name")) for v in specs]  # noqa: E731
         raise InputError(
-            f"The encoder {enc.name!r} takes {want}; the training data gives {have}. "
-            "Pass variables= in the encoder's order."
+            f"The encoder {enc.name!r} of the AtmoDist loss takes {listed(enc.card['variables'])} "
+            f"(name, standard_name); the training data gives {listed(src.specs)}. If these are "
+            "the same quantities, pass variables= in the encoder's order (and set their "
+            "standard_name attributes). Otherwise this encoder cannot judge them: train with "
+            "the l2 loss (fit_downscaler(content_loss='l2'), fit_inpainter(loss='l2')), or "
+            "first train an encoder on your variables (xatmodist.train.fit_encoder(ds, "
+            "variables=[...])) and pass it as encoder=."
         )
     return enc
+
+
+def _same_quantity(var: dict, spec: dict) -> bool:
+    """A card variable and a training variable are the same quantity: standard_name, else name."""
+    if var.get("standard_name") and spec.get("standard_name"):
+        return var["standard_name"] == spec["standard_name"]
+    return var["name"] == spec["name"]
 
 
 def _match_variable(var: dict, specs: list[dict]) -> int | None:
