@@ -20,7 +20,7 @@ import xarray as xr
 
 from .errors import InputError
 
-__all__ = ["sample", "shallow_water", "SIMULATOR_DEFAULTS"]
+__all__ = ["sample", "ncep_air", "shallow_water", "SIMULATOR_DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ SIMULATOR_DEFAULTS: dict = {
 }
 
 _SAMPLE_FILE = "swe_sample.nc"
+_NCEP_AIR_FILE = "ncep_air_2014.nc"
 
 _VAR_ATTRS = {
     "z": {
@@ -79,6 +80,36 @@ def sample() -> xr.Dataset:
         ds = ds.load()
     for name in ds.data_vars:  # CF-packed int16 decodes to float64
         ds[name] = ds[name].astype(np.float32)
+    return ds
+
+
+def ncep_air() -> xr.Dataset:
+    """Load the embedded real-data sample: NCEP/NCAR near-surface air temperature, 2014.
+
+    NCEP/NCAR Reanalysis 1 air temperature at sigma 0.995 (near the surface)
+    over North America, 6-hourly for all of 2014: 1460 fields on a 25 x 53
+    regional grid at 2.5 deg (15-75 N, 200-330 E; latitudes descending).  It is
+    the data set behind xarray's ``air_temperature`` tutorial (NOAA PSL,
+    public), written by ``python scripts/make_ncep_sample.py`` (int16-packed,
+    0.002 K steps; provenance in the attributes).  2014 is the evaluation
+    year of the real-data encoder ``atmodist-ncep-air``, which never saw it.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``air`` (K, standard_name ``air_temperature``) with dims ``(time, lat,
+        lon)``, float32, loaded into memory.
+
+    Examples
+    --------
+    >>> ds = xatmodist.datasets.ncep_air()
+    >>> dict(ds.sizes), ds.air.attrs["units"]
+    ({'time': 1460, 'lat': 25, 'lon': 53}, 'K')
+    """
+    ref = resources.files("xatmodist") / "data" / _NCEP_AIR_FILE
+    with resources.as_file(ref) as path, xr.open_dataset(path) as ds:
+        ds = ds.load()
+    ds["air"] = ds["air"].astype(np.float32)
     return ds
 
 
