@@ -589,10 +589,26 @@ def check_grid(
                 f"Grid spacing {key}={got:.4g} deg differs from the {ref:.4g} deg that model "
                 f"{card.get('name')!r} was trained on by more than {tolerance:.0%}; results "
                 "are out of distribution. Regrid to the model's spacing or train a model for "
-                "this grid (xatmodist.train).",
+                f"this grid (xatmodist.train).{_real_data_hint(card)}",
                 OutOfDistributionWarning,
             )
             return
+
+
+def _real_data_hint(card: Mapping) -> str:
+    """For a model not trained on reanalysis: the zoo's encoders that were, and the trainer."""
+    if card.get("training", {}).get("data_kind") == "reanalysis":
+        return ""
+    from .zoo import reanalysis_models
+
+    names = reanalysis_models("encoder")
+    if not names:
+        return ""
+    return (
+        f" Model {card.get('name')!r} learned on a simulator; for real reanalysis the zoo has "
+        f"encoders trained on it: {names} (their cards say which variables and grids), or "
+        "train one on your data with xatmodist.train.fit_encoder."
+    )
 
 
 def check_same_grid(a: xr.DataArray, b: xr.DataArray, dims: Sequence[Hashable]) -> None:

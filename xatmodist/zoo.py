@@ -82,6 +82,19 @@ def list_models(task: str | None = None) -> list[str]:
     return list(names)
 
 
+def reanalysis_models(task: str = "encoder") -> list[str]:
+    """Zoo models of ``task`` trained on real reanalysis (card ``training.data_kind``)."""
+    out = []
+    for name in list_models(task=task):
+        try:
+            card = json.loads((_resolve(name) / CARD_FILE).read_text())
+        except (OSError, ValueError, ModelError):
+            continue
+        if card.get("training", {}).get("data_kind") == "reanalysis":
+            out.append(name)
+    return out
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
