@@ -260,3 +260,19 @@ def test_temperature_data_points_to_the_trainers(fields):
     with pytest.raises(InputError, match="this encoder cannot judge them") as e:
         fit_inpainter(tas, epochs=1, progress=False)
     assert "fit_inpainter(loss='l2')" in str(e.value) and "fit_encoder" in str(e.value)
+
+
+def test_land_sea_mask_warns_that_every_result_is_nan(fields, tiny_model):
+    """WFDE5-like data: NaN over the ocean in every field."""
+    masked = fields.where(fields.lon < 300)
+    with pytest.warns(UserWarning, match="All 8 fields of this chunk have NaN/inf at the same"):
+        d = xatmodist.distance(masked, masked.isel(time=0), model=tiny_model)
+    assert d.isnull().all()
+
+
+def test_daily_data_and_a_3_hourly_model_warns(fields, tiny_model):
+    daily = fields.assign_coords(time=pd.date_range("2000-01-01", periods=8, freq="1D"))
+    with pytest.warns(OutOfDistributionWarning, match="The data's time step is 1D but model"):
+        xatmodist.lag_curve(daily, model=tiny_model, max_lag=2)
+    with pytest.warns(OutOfDistributionWarning, match="learned lags in steps of 3h"):
+        xatmodist.predict_lag(daily, lag=1, model=tiny_model)

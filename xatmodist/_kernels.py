@@ -110,6 +110,14 @@ def _prepare(
     bad = ~finite.all(axis=(1, 2, 3))
     if bad.any():
         flat = np.where(finite, flat, 0.0)
+        if bad.all() and bad.size > 1 and (~finite).all(axis=0).any():
+            warn(
+                f"All {bad.size} fields of this chunk have NaN/inf at the same points (a "
+                "land/sea mask?), so all their results are NaN. Select a region without "
+                "missing points, or fill them first (e.g. ds.atmodist.inpaint(), or "
+                "ds.fillna(...)).",
+                UserWarning,
+            )
     if net is not None and flat.size:
         check_range(flat, net.normaliser.mean_in, net.normaliser.std_in, variables)
     return flat.astype(np.float32, copy=False), bad, lead

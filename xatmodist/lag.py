@@ -35,6 +35,20 @@ def _classes(card) -> pd.TimedeltaIndex:
     return pd.to_timedelta(np.asarray(card["lag_classes"], dtype=np.float64), unit="s")
 
 
+def _check_time_step(step: pd.Timedelta, model: Model) -> None:
+    """Warn when the data are coarser in time than the lag step the model learned."""
+    model_step = pd.Timedelta(seconds=float(model.card["lag_step_seconds"]))
+    if step > model_step:
+        warn(
+            f"The data's time step is {_fmt(step)} but model {model.name!r} learned lags in "
+            f"steps of {_fmt(model_step)}: lags shorter than {_fmt(step)} cannot be paired, "
+            "and fields averaged or sampled this coarsely may differ from those it learned "
+            "on. Use data at the model's time step, or an encoder trained on yours "
+            "(xatmodist.train.fit_encoder).",
+            OutOfDistributionWarning,
+        )
+
+
 def _check_lag_class(lag: pd.Timedelta, step: pd.Timedelta, model: Model) -> None:
     """Warn when ``lag`` is not one of the model's lag classes (its answer is one of them)."""
     classes = _classes(model.card)
@@ -128,6 +142,7 @@ def predict_lag(
     pa = prepare(a, model, variables, spatial_dims, channel_dim)
     pb = prepare(b, pa.model, variables, spatial_dims, channel_dim)
     if paired is not None:
+        _check_time_step(paired[1], pa.model)
         _check_lag_class(*paired, pa.model)
     v.check_same_grid(pa.da, pb.da, [pa.lat, pa.lon])
     classes = _classes(pa.model.card)
@@ -206,6 +221,7 @@ def lag_curve(
                 f"{_fmt(step)} but {dim!r} has only {n} values; pass max_lag= (at most "
                 f"{n - 1} steps, e.g. max_lag={_fmt((n - 1) * step)!r} or max_lag={n - 1})."
             )
+    _check_time_step(step, m)
     kmax = v.lag_steps(max_lag, step, "max_lag")
     if kmax >= n:
         raise InputError(
