@@ -24,7 +24,7 @@ import xarray as xr
 from .._validate import check_core_chunks, check_dataarray, check_same_grid
 from ..derive import EARTH_RADIUS
 from ..errors import GridError, InputError
-from .spectra import as_dims, degrees, latlon_dims, squared_units
+from .spectra import band_means, degrees, latlon_dims, squared_units
 
 __all__ = ["radial_power_spectrum", "log_spectral_distance"]
 
@@ -248,15 +248,7 @@ def log_spectral_distance(
         )
     p_pred = radial_power_spectrum(pred, lat=lat, lon=lon)
     p_truth = radial_power_spectrum(truth, lat=lat, lon=lon)
-    both = xr.broadcast(p_pred, p_truth)[0]
-    averaged = as_dims(dim, both)
-    if averaged is None:
-        averaged = [d for d in both.dims if d != WAVENUMBER]
-    if WAVENUMBER in averaged:
-        raise InputError(f"dim={dim!r} must name non-spatial input dimensions only.")
-    band = {WAVENUMBER: slice(1, k_max + 1)}
-    p_pred = p_pred.isel(band).mean([d for d in averaged if d in p_pred.dims])
-    p_truth = p_truth.isel(band).mean([d for d in averaged if d in p_truth.dims])
+    p_pred, p_truth = band_means(p_pred, p_truth, dim, WAVENUMBER, 1, k_max)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio_db = 10.0 * np.log10(p_pred / p_truth)
     out = np.sqrt((ratio_db**2).mean(WAVENUMBER))

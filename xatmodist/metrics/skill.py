@@ -18,6 +18,7 @@ from ..errors import InputError
 from .spectra import (
     WAVENUMBER,
     as_dims,
+    band_means,
     degrees,
     latlon_dims,
     zonal_power_spectrum,
@@ -219,15 +220,7 @@ def spectral_error(
             f"k_max={k_max} is above the largest zonal wavenumber {k_top} of a grid with "
             f"{truth.sizes[lon]} longitudes. Choose k_max <= {k_top}."
         )
-    both = xr.broadcast(p_pred, p_truth)[0]
-    averaged = as_dims(dim, both)
-    if averaged is None:
-        averaged = [d for d in both.dims if d != WAVENUMBER]
-    if WAVENUMBER in averaged:
-        raise InputError(f"dim={dim!r} must name non-spatial input dimensions only.")
-    band = {WAVENUMBER: slice(k_min, k_max)}
-    p_pred = p_pred.sel(band).mean([d for d in averaged if d in p_pred.dims])
-    p_truth = p_truth.sel(band).mean([d for d in averaged if d in p_truth.dims])
+    p_pred, p_truth = band_means(p_pred, p_truth, dim, WAVENUMBER, k_min, k_max)
     with np.errstate(divide="ignore", invalid="ignore"):
         err = np.abs(np.log(p_pred / p_truth)).mean(WAVENUMBER)
     err = err.drop_vars("wavelength", errors="ignore")

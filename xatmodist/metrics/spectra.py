@@ -400,6 +400,31 @@ def taper_name(window: str) -> str:
     return f"tukey(alpha={TUKEY_ALPHA}) (mean removed first)"
 
 
+def band_means(
+    p_pred: xr.DataArray,
+    p_truth: xr.DataArray,
+    dim: Hashable | Sequence[Hashable] | None,
+    wavenumber: Hashable,
+    k_min: int,
+    k_max: int,
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Two spectra over wavenumbers ``k_min..k_max`` (inclusive), averaged over ``dim``.
+
+    ``dim=None`` averages over every dim but the wavenumber.
+    """
+    both = xr.broadcast(p_pred, p_truth)[0]
+    averaged = as_dims(dim, both)
+    if averaged is None:
+        averaged = [d for d in both.dims if d != wavenumber]
+    if wavenumber in averaged:
+        raise InputError(f"dim={dim!r} must name non-spatial input dimensions only.")
+    band = {wavenumber: slice(k_min, k_max)}
+    return (
+        p_pred.sel(band).mean([d for d in averaged if d in p_pred.dims]),
+        p_truth.sel(band).mean([d for d in averaged if d in p_truth.dims]),
+    )
+
+
 def as_dims(dim: str | Hashable | Sequence[Hashable] | None, obj: xr.DataArray) -> list | None:
     """Normalise a ``dim`` argument to a list (``None`` stays ``None``)."""
     if dim is None:
