@@ -31,7 +31,10 @@ def distance(
     """Learned AtmoDist distance between two sets of atmospheric fields.
 
     Both inputs go through the frozen encoder patch by patch (fields larger
-    than the model's patch are tiled; longitude wraps on global grids); the
+    than the model's patch are tiled: on global grids the patches are equally
+    spaced around the circle and wrap across the seam; on regional grids they
+    overlap so that the first and last start and end at the domain's edges,
+    and no patch reaches outside it); the
     distance is ``alpha * mean((f(a) - f(b))**2)`` over features, or
     ``alpha * mean(|f(a) - f(b)|)`` where the card's ``distance.kind`` is
     ``"l1"`` (as the default encoder's), averaged over the patches.

@@ -46,6 +46,13 @@ def downscale(
 ) -> xr.Dataset | xr.DataArray:
     """Refine fields to a ``factor`` times finer grid with a trained downscaler.
 
+    The network is convolutional and sees each whole field with a halo of 8
+    points: wrapped around in longitude on a global grid, mirrored at the
+    edges of a regional (limited-area) one and at the poles.  Any field of at
+    least 2 x 2 points works, also one smaller than the training patches (a 10
+    x 10 box to 40 x 40); near a regional edge the mirrored halo stands in for
+    the unknown surroundings.
+
     Parameters
     ----------
     a : Dataset or DataArray
