@@ -298,6 +298,25 @@ def render_card(card: dict, folder: str) -> str:
             ]
             lines += ["Top-1 accuracy per lag class:", ""]
             lines += _table(rows, ("lag", "top-1"))
+        curve = held.get("lag_curve")
+        if isinstance(curve, dict):
+            rows = list(zip(curve["lag_hours"], curve["learned"], curve["l2"], strict=False))
+            lines += ["Mean distance against lag over the held-out data (`lag_curve`):", ""]
+            lines += _table(rows, ("lag (h)", "learned", "l2"))
+            lines += [
+                f"The learned distance grows with every lag: {curve['learned_monotonic']}; "
+                f"the l2 distance: {curve['l2_monotonic']}.",
+                "",
+            ]
+        day = held.get("diurnal")
+        if isinstance(day, dict):
+            rows = [
+                ("predicted lag has the true lag's time of day", day["same_time_of_day"]),
+                ("  by chance", day["chance_same_time_of_day"]),
+                ("top-1 among those (beyond the diurnal phase)", day["top1_given_time_of_day"]),
+            ]
+            lines += ["The diurnal phase:", ""]
+            lines += _table(rows, ("", "share"))
         if held.get("command"):
             lines += ["Re-measure with", "", "```bash", held["command"], "```", ""]
     else:

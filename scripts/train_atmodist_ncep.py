@@ -115,12 +115,13 @@ def diurnal(confusion: np.ndarray, classes_h: np.ndarray) -> dict:
 def evaluate(model, name: str) -> dict:
     """Held-out metrics on the evaluation years, written into ``model.card``."""
     test = open_years(name, "test")
+    first, last = DATA[name]["test"][0][:4], DATA[name]["test"][1][:4]
+    years = first if first == last else f"{first}-{last}"
     metrics = evaluate_encoder(model, test, **EVAL)
     curve = xatmodist.lag_curve(test, model=model)
     classes_h = np.asarray(model.card["lag_classes"]) / 3600.0
     held = {
-        "data": f"{DATA[name]['test'][0][:4]}-{DATA[name]['test'][1][:4]} of the same series, "
-        "never used in training",
+        "data": f"{years} of the same series, never used in training",
         "command": f"python scripts/train_atmodist_ncep.py --model {name} --evaluate-only",
         **metrics,
         "lag_curve": {

@@ -24,10 +24,12 @@ PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 MODELS = sorted(p.name for p in PRETRAINED.iterdir() if (p / "card.json").is_file())
 CARDS = {name: json.loads((PRETRAINED / name / "card.json").read_text()) for name in MODELS}
 ENCODERS = [n for n in MODELS if CARDS[n]["task"] == "encoder"]
+#: encoders trained on real reanalysis (NCEP), evaluated on their own held-out years
+REAL = [n for n in ENCODERS if CARDS[n]["training"].get("data_kind") == "reanalysis"]
 #: the encoders of both variables, whose distance is the library's learned distance
 VD = [n for n in ENCODERS if [v["name"] for v in CARDS[n]["variables"]] == ["vo", "d"]]
 #: single-variable encoders, shipped as a loss term of other models (atmodist-swe-d)
-LOSS_ONLY = [n for n in ENCODERS if n not in VD]
+LOSS_ONLY = [n for n in ENCODERS if n not in VD and n not in REAL]
 
 
 def test_the_zoo_is_what_the_folder_holds():
@@ -43,7 +45,9 @@ def test_card_is_complete(name):
     for key in ("architecture", "args", "grid", "patch_size", "normalisation", "training"):
         assert card[key], key
     for v in card["variables"]:
-        assert v["name"] and v["units"] == "s-1" and v["standard_name"]
+        assert v["name"] and v["units"] and v["standard_name"]
+        if name not in REAL:
+            assert v["units"] == "s-1"
     assert card["grid"]["dlat"] > 0 and card["grid"]["dlon"] > 0
     assert card["training"]["data"] and card["training"]["command"].startswith("python ")
     assert card["training"]["train_seconds"] > 0
@@ -78,11 +82,20 @@ def test_fused_inference_copy_matches_the_trained_network(name):
     fused = fused_for_inference(net)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # untouched
-    ds = xatmodist.datasets.sample()
     p = CARDS[name]["patch_size"]
     names = [v["name"] for v in CARDS[name]["variables"]]
-    x = torch.from_numpy(np.stack([ds[n].values[0, :8, :p, :p] for n in names], 1))
-    y = torch.from_numpy(np.stack([ds[n].values[0, 8:16, :p, :p] for n in names], 1))
+    if name in REAL:  # fields drawn around the training statistics
+        rng = np.random.default_rng(0)
+        mean = net.normaliser.mean_in.numpy()[None, :, None, None]
+        std = net.normaliser.std_in.numpy()[None, :, None, None]
+        x, y = (
+            torch.from_numpy((mean + std * rng.standard_normal((8, len(names), p, p))).astype("f4"))
+            for _ in range(2)
+        )
+    else:
+        ds = xatmodist.datasets.sample()
+        x = torch.from_numpy(np.stack([ds[n].values[0, :8, :p, :p] for n in names], 1))
+        y = torch.from_numpy(np.stack([ds[n].values[0, 8:16, :p, :p] for n in names], 1))
     with torch.inference_mode():
         np.testing.assert_allclose(fused.distance(x, y), net.distance(x, y), rtol=1e-5)
         np.testing.assert_allclose(fused(x, y), net(x, y), rtol=1e-4, atol=1e-4)
@@ -91,7 +104,7 @@ def test_fused_inference_copy_matches_the_trained_network(name):
 @pytest.fixture(scope="module")
 def sample_scores():
     ds = xatmodist.datasets.sample()
-    return {n: evaluate_encoder(n, ds, n_pairs=2048, seed=3) for n in ENCODERS}
+    return {n: evaluate_encoder(n, ds, n_pairs=2048, seed=3) for n in ENCODERS if n not in REAL}
 
 
 @pytest.mark.parametrize("name", VD)
@@ -151,3 +164,53 @@ def test_no_encoder_orders_lags_clearly_better_than_the_default():
         held = CARDS[n]["metrics"]["heldout"]
         assert held["command"].split()[4:] == default["command"].split()[4:], n  # same pairs
         assert held["spearman_learned"] <= upper, n
+
+
+def _largest_drop(curve) -> float:
+    """The largest fall of a lag curve below its running maximum, relative to its maximum."""
+    x = np.asarray(curve, dtype=float)
+    return float(np.max(np.maximum.accumulate(x) - x) / x.max())
+
+
+def test_real_data_encoders_re_measured_on_the_embedded_year():
+    """atmodist-ncep-air on the embedded sample (2014, its evaluation year): re-measured,
+    not read from the card."""
+    name = "atmodist-ncep-air"
+    assert name in REAL
+    s = evaluate_encoder(name, xatmodist.datasets.ncep_air(), n_pairs=2048, seed=3)
+    assert s["top1"] >= 2 * s["l2_nearest_centroid"]["top1"]
+    assert s["spearman_learned"] >= s["spearman_l2"] + 0.2
+    held = CARDS[name]["metrics"]["heldout"]
+    assert abs(s["spearman_learned"] - held["spearman_learned"]) < 0.05
+
+
+def test_the_diurnal_cycle_bends_the_learned_distance_far_less_than_l2():
+    """Near-surface temperature 24 h apart is closer than 12 h apart in l2 (the diurnal
+    cycle); the learned distance of atmodist-ncep-air over 2014 grows with lag up to
+    42 h and then dips by at most 5% of its maximum, the l2 distance by more than 15%."""
+    curve = CARDS["atmodist-ncep-air"]["metrics"]["heldout"]["lag_curve"]
+    assert _largest_drop(curve["learned"]) < 0.05 < 0.15 < _largest_drop(curve["l2"])
+    assert (np.diff(curve["learned"][:7]) > 0).all()
+    day = CARDS["atmodist-ncep-air"]["metrics"]["heldout"]["diurnal"]
+    assert day["top1_given_time_of_day"] > 0.5, "skill beyond the time of day"
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_data_cards_record_held_out_years_and_baselines(name):
+    """On their held-out years the real-data encoders beat the l2 baselines on the same
+    pairs in every measure (issue 20's stricter targets are met only in part: README)."""
+    held = CARDS[name]["metrics"]["heldout"]
+    assert held["n_pairs"] >= 8192 and "never used in training" in held["data"]
+    l2c = held["l2_nearest_centroid"]
+    assert held["top1"] > 1.3 * l2c["top1"] and held["within1"] > l2c["within1"]
+    assert held["spearman_learned"] >= held["spearman_l2"] + 0.2
+    assert _largest_drop(held["lag_curve"]["learned"]) < 0.05
+    assert CARDS[name]["training"]["recipe"]["patch_size"] <= CARDS[name]["grid"]["nlat"]
+
+
+def test_temperature_in_celsius_is_refused_by_a_kelvin_card():
+    air = xatmodist.datasets.ncep_air().isel(time=slice(0, 8))
+    celsius = (air - 273.15).assign_attrs(units="degC")
+    celsius["air"].attrs = {**air.air.attrs, "units": "degC"}
+    with pytest.raises(xatmodist.UnitsError, match="units 'degC' but the model expects 'K'"):
+        xatmodist.distance(celsius, celsius.isel(time=0), model="atmodist-ncep-air")
