@@ -123,9 +123,11 @@ def _prepare(
     return flat.astype(np.float32, copy=False), bad, lead
 
 
-#: whole fields per forward pass of a downscaler or inpainter: one field per pass
-#: was as fast as 2 to 16 on 2 CPU threads (inpainter 55 vs 47-51 fields/s, downscaler
-#: 82 vs 55-92 fields/s on 64 x 128 fields), and a fixed pass size costs no padding
+#: whole fields per forward pass of a downscaler or inpainter.  A fixed size keeps a
+#: field's result independent of its chunk; one field needs no padding (a chunk may hold
+#: a single field with a hole) and ran within 7% (inpainter, 61 vs 66 fields/s) and 14%
+#: (downscaler, 90 vs 104) of the fastest size, 4, and faster than the 16 used before, on
+#: 64 x 128 fields and 2 CPU threads (python -m benchmarks.pass_size)
 FIELDS_PER_PASS = 1
 
 

@@ -62,8 +62,9 @@ class set_options:  # noqa: N801  (lower case like xarray.set_options)
         exactly this many (the last one of a chunk padded), so a result does
         not depend on how the input is chunked, on any CPU; another
         ``batch_size`` may change results in the last bits
-        (docs/reliability.md).  64 was as fast per patch as 128 or 256 for the
-        default encoder on 2 CPU threads, and pads small chunks less.
+        (docs/reliability.md).  64 ran the default encoder faster per patch
+        than 256 on 2 CPU threads (5607 vs 4940 patches/s,
+        ``python -m benchmarks.pass_size``) and pads small chunks less.
         Downscalers and inpainters take one whole field per pass.
     torch_threads : int or None
         torch intra-op threads for inference; None leaves torch's default.
