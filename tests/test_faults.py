@@ -24,22 +24,12 @@ import torch
 import xarray as xr
 
 import xatmodist
-from xatmodist.testing import raise_if_dask_computes, synthetic_fields
+from xatmodist.testing import TINY_ENCODER_TRAINING, raise_if_dask_computes, synthetic_fields
 from xatmodist.train import fit_encoder
 
 distributed = pytest.importorskip("distributed")
 
-SMALL = {
-    "max_lag": "9h",
-    "patch_size": 16,
-    "widths": (8, 16),
-    "pairs_per_epoch": 128,
-    "batch_size": 32,
-    "val_pairs": 64,
-    "block_length": 8,
-    "val_every": 3,
-    "progress": False,
-}
+SMALL = TINY_ENCODER_TRAINING
 
 #: Determinism tolerance (see test_same_numbers_numpy_dask_chunkings_and_cluster and
 #: docs/reliability.md): results agree to rtol=RTOL, atol=ATOL * (typical magnitude).

@@ -9,21 +9,11 @@ import pytest
 import xarray as xr
 
 import xatmodist
-from xatmodist.testing import synthetic_fields
+from xatmodist.testing import TINY_ENCODER_TRAINING, synthetic_fields
 from xatmodist.train import evaluate_encoder, fit_encoder
 from xatmodist.train._pairs import make_blocks, patch_index, sample_pairs, take_patches
 
-SMALL = {
-    "max_lag": "9h",
-    "patch_size": 16,
-    "widths": (8, 16),
-    "pairs_per_epoch": 128,
-    "batch_size": 32,
-    "val_pairs": 64,
-    "block_length": 8,
-    "val_every": 3,
-    "progress": False,
-}
+SMALL = TINY_ENCODER_TRAINING
 
 
 def test_blocks_never_mix_train_and_validation():

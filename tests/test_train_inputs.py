@@ -14,25 +14,14 @@ import torch
 import xarray as xr
 
 import xatmodist
-from xatmodist.testing import synthetic_fields
+from xatmodist.testing import TINY_ENCODER_TRAINING, synthetic_fields
 from xatmodist.train import _checkpoint as checkpoint
 from xatmodist.train import fit_downscaler, fit_encoder, fit_inpainter
 from xatmodist.train._source import default_variables
 from xatmodist.train.encoder import lag_setup
 
 #: 1 epoch of 4 optimizer steps (OneCycle schedule) on a 32 x 64 grid
-SMALL = {
-    "max_lag": "9h",
-    "patch_size": 16,
-    "widths": (8, 16),
-    "epochs": 1,
-    "pairs_per_epoch": 128,
-    "batch_size": 32,
-    "val_pairs": 64,
-    "block_length": 8,
-    "val_every": 3,
-    "progress": False,
-}
+SMALL = {**TINY_ENCODER_TRAINING, "epochs": 1}
 #: one optimizer step per epoch: a constant learning rate (LambdaLR, no total_steps)
 ONE_STEP = {**SMALL, "pairs_per_epoch": 32, "val_pairs": 32}
 DOWNSCALER = {

@@ -10,7 +10,27 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["CountingScheduler", "raise_if_dask_computes", "synthetic_fields", "tiny_encoder"]
+__all__ = [
+    "CountingScheduler",
+    "TINY_ENCODER_TRAINING",
+    "raise_if_dask_computes",
+    "synthetic_fields",
+    "tiny_encoder",
+]
+
+#: ``fit_encoder`` settings for a run of seconds on ``synthetic_fields(nlat=32, nlon=64)``:
+#: a 2-stage encoder of widths 8/16 on 16 x 16 patches, 4 optimizer steps per epoch
+TINY_ENCODER_TRAINING = {
+    "max_lag": "9h",
+    "patch_size": 16,
+    "widths": (8, 16),
+    "pairs_per_epoch": 128,
+    "batch_size": 32,
+    "val_pairs": 64,
+    "block_length": 8,
+    "val_every": 3,
+    "progress": False,
+}
 
 
 class CountingScheduler:
