@@ -304,3 +304,14 @@ def test_default_variables_refuses_data_without_fields():
         fit_encoder(static, **ONE_STEP)
     with pytest.raises(xatmodist.InputError, match=r"variables=\[\] selects no variable"):
         fit_encoder(_surface(), variables=[], **ONE_STEP)
+
+
+def test_patch_size_defaults_to_what_fits_the_grid():
+    """A user's first regional data set: no patch_size, a 25 x 53 box (NCEP's grid)."""
+    ds = synthetic_fields(n_time=40, nlat=25, nlon=53, seed=1)
+    ds = ds.assign_coords(lon=("lon", 200 + 2.5 * np.arange(53), ds.lon.attrs))  # regional
+    kw = {k: v for k, v in SMALL.items() if k != "patch_size"}
+    model = fit_encoder(ds, **kw)
+    assert model.card["patch_size"] == 24  # 25 rows: the largest even side that fits
+    with pytest.raises(xatmodist.InputError, match="smaller than one feature cell"):
+        fit_encoder(ds.isel(lat=slice(0, 5)), **{**kw, "widths": (8, 16, 32, 64)})

@@ -262,7 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_lag,
         help="class width: a duration or a number of time steps (default: the data's step)",
     )
-    te.add_argument("--patch-size", type=int, required=True)
+    te.add_argument(
+        "--patch-size",
+        type=int,
+        default=None,
+        help="patch side in grid points (default: 32, or the largest that fits the grid)",
+    )
     te.add_argument("--variables", nargs="+", default=None)
     te.add_argument("--epochs", type=int, default=10)
     te.add_argument("--pairs-per-epoch", type=int, default=32768)

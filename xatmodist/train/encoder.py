@@ -33,6 +33,28 @@ def _lag_seconds(x, name: str, step_seconds: float) -> float:
     return v.lag_duration(x, pd.Timedelta(seconds=step_seconds), name).total_seconds()
 
 
+#: the default patch side where the grid allows it (the shipped simulator encoders')
+DEFAULT_PATCH = 32
+
+
+def default_patch_size(nlat: int, nlon: int, wrap: bool, reduction: int) -> int:
+    """``DEFAULT_PATCH``, or the largest multiple of ``reduction`` that fits the grid.
+
+    Examples
+    --------
+    >>> default_patch_size(64, 128, True, 4), default_patch_size(25, 53, False, 4)
+    (32, 24)
+    """
+    side = min(DEFAULT_PATCH, nlat, DEFAULT_PATCH if wrap else nlon)
+    side -= side % reduction
+    if side < reduction:
+        raise InputError(
+            f"The {nlat} x {nlon} grid is smaller than one feature cell of this encoder "
+            f"({reduction} x {reduction} points); use a larger domain or fewer stages (widths)."
+        )
+    return side
+
+
 def lag_setup(step_seconds: float | None, max_lag, lag_step=None) -> tuple[float, int, int]:
     """The lag classes of :func:`fit_encoder` from the user's ``max_lag`` and ``lag_step``.
 
@@ -143,7 +165,7 @@ def fit_encoder(
     ds,
     *,
     max_lag,
-    patch_size: int,
+    patch_size: int | None = None,
     variables: Sequence[Hashable] | None = None,
     lag_step=None,
     dim: Hashable | None = None,
@@ -198,8 +220,12 @@ def fit_encoder(
         hourly data gives the classes 2 h, 4 h, ..., 12 h.  Anything else is a
         duration (``"6h"``, ``pd.Timedelta``, ``np.timedelta64``).  Floats,
         bools and integers < 1 are refused (see :func:`lag_setup`).
-    patch_size : int
-        Side of the square patches, in grid points.
+    patch_size : int, optional
+        Side of the square patches, in grid points, a multiple of the
+        encoder's reduction.  Default: 32 (the shipped simulator encoders'),
+        or on a grid with fewer rows or (regional) columns the largest
+        multiple of the reduction that fits it: 24 on NCEP's 25 x 53 North
+        American grid, as ``atmodist-ncep-air``.
     variables : sequence of str, optional
         Variables to use.  Default: vorticity and divergence, found by CF
         standard_name (``atmosphere_relative_vorticity``,
@@ -305,11 +331,6 @@ def fit_encoder(
         signs = reflection_signs(src.specs, lat_reflection)
     lag_s, n_classes, stride = lag_setup(src.step_seconds, max_lag, lag_step)
     max_steps = n_classes * stride
-    if patch_size > src.nlat or (patch_size > src.nlon and not src.wrap):
-        raise InputError(
-            f"patch_size={patch_size} does not fit the {src.nlat} x {src.nlon} grid; "
-            "choose a smaller patch."
-        )
     if (
         isinstance(stem_stride, bool)
         or not isinstance(stem_stride, int | np.integer)
@@ -317,6 +338,13 @@ def fit_encoder(
     ):
         raise InputError(f"stem_stride must be a positive integer; got {stem_stride!r}.")
     reduction = int(stem_stride) * 2 ** (len(widths) - 1)
+    if patch_size is None:
+        patch_size = default_patch_size(src.nlat, src.nlon, src.wrap, reduction)
+    if patch_size > src.nlat or (patch_size > src.nlon and not src.wrap):
+        raise InputError(
+            f"patch_size={patch_size} does not fit the {src.nlat} x {src.nlon} grid; "
+            "choose a smaller patch."
+        )
     if patch_size % reduction:
         raise InputError(
             f"patch_size={patch_size} is not a multiple of the encoder's reduction {reduction} "
