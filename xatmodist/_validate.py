@@ -366,10 +366,15 @@ def resolve_variables(
     return out
 
 
+def is_real(dtype) -> bool:
+    """True for float and (signed or unsigned) integer dtypes: not bool, complex, text, times."""
+    return np.dtype(dtype).kind in "fiu"
+
+
 def check_numeric(da: xr.DataArray, name: Hashable) -> None:
     """Raise InputError unless ``da`` holds real numbers (float or int)."""
     kind = da.dtype.kind
-    if kind not in "fiu":
+    if not is_real(da.dtype):
         what = {
             "b": "booleans",
             "c": "complex numbers",
@@ -476,7 +481,7 @@ def check_dataarray(obj, name: str, *, contents: str = "real numbers") -> None:
             f"Expected {name} to be an xarray.DataArray on a latitude/longitude grid, "
             f"but got {type(obj).__name__}.{hint}"
         )
-    if not (np.issubdtype(obj.dtype, np.floating) or np.issubdtype(obj.dtype, np.integer)):
+    if not is_real(obj.dtype):
         raise InputError(
             f"Expected {name} to hold {contents}, but its dtype is {obj.dtype}. "
             f"Convert it with {name}.astype('float32')."

@@ -35,9 +35,13 @@ def _classes(card) -> pd.TimedeltaIndex:
     return pd.to_timedelta(np.asarray(card["lag_classes"], dtype=np.float64), unit="s")
 
 
+def _model_step(card) -> pd.Timedelta:
+    return pd.Timedelta(seconds=float(card["lag_step_seconds"]))
+
+
 def _check_time_step(step: pd.Timedelta, model: Model) -> None:
     """Warn when the data are coarser in time than the lag step the model learned."""
-    model_step = pd.Timedelta(seconds=float(model.card["lag_step_seconds"]))
+    model_step = _model_step(model.card)
     if step > model_step:
         warn(
             f"The data's time step is {_fmt(step)} but model {model.name!r} learned lags in "
@@ -54,7 +58,7 @@ def _check_lag_class(lag: pd.Timedelta, step: pd.Timedelta, model: Model) -> Non
     classes = _classes(model.card)
     if lag in set(classes):
         return
-    model_step = pd.Timedelta(seconds=float(model.card["lag_step_seconds"]))
+    model_step = _model_step(model.card)
     note = ""
     if step != model_step:
         note = (

@@ -66,33 +66,40 @@ def list_models(task: str | None = None) -> list[str]:
     >>> "atmodist-swe-vd" in xatmodist.list_models()
     True
     """
-    names: dict[str, None] = {}
+    return [name for name, _ in _zoo_cards(task)]
+
+
+def _zoo_cards(task: str | None = None):
+    """(name, card) of each zoo model (of ``task``), first folder first; cards read once.
+
+    Without ``task`` the card is not read (None); unreadable cards are skipped
+    when it is.
+    """
+    seen: set[str] = set()
     for d in model_dirs():
         for sub in sorted(d.iterdir()):
-            card = sub / CARD_FILE
-            if not card.is_file():
+            path = sub / CARD_FILE
+            if sub.name in seen or not path.is_file():
                 continue
+            card = None
             if task is not None:
                 try:
-                    if json.loads(card.read_text()).get("task") != task:
-                        continue
+                    card = json.loads(path.read_text())
                 except (OSError, ValueError):
                     continue
-            names.setdefault(sub.name, None)
-    return list(names)
+                if card.get("task") != task:
+                    continue
+            seen.add(sub.name)
+            yield sub.name, card
 
 
 def reanalysis_models(task: str = "encoder") -> list[str]:
     """Zoo models of ``task`` trained on real reanalysis (card ``training.data_kind``)."""
-    out = []
-    for name in list_models(task=task):
-        try:
-            card = json.loads((_resolve(name) / CARD_FILE).read_text())
-        except (OSError, ValueError, ModelError):
-            continue
-        if card.get("training", {}).get("data_kind") == "reanalysis":
-            out.append(name)
-    return out
+    return [
+        name
+        for name, card in _zoo_cards(task)
+        if card.get("training", {}).get("data_kind") == "reanalysis"
+    ]
 
 
 def _sha256(path: Path) -> str:

@@ -65,7 +65,7 @@ def load_encoder(encoder: str | Model, src: FieldSource) -> Model:
     want = [w["name"] for w in enc.card["variables"]]
     have = [s["name"] for s in src.specs]
     fits = len(want) == len(have) and all(
-        _same_quantity(w, s) for w, s in zip(enc.card["variables"], src.specs, strict=True)
+        _match_variable(w, src.specs) == i for i, w in enumerate(enc.card["variables"])
     )
     if not fits:
         listed = lambda specs: [(v["name"], v.get("standard_name")) for v in specs]  # noqa: E731
@@ -79,13 +79,6 @@ def load_encoder(encoder: str | Model, src: FieldSource) -> Model:
             "variables=[...])) and pass it as encoder=."
         )
     return enc
-
-
-def _same_quantity(var: dict, spec: dict) -> bool:
-    """A card variable and a training variable are the same quantity: standard_name, else name."""
-    if var.get("standard_name") and spec.get("standard_name"):
-        return var["standard_name"] == spec["standard_name"]
-    return var["name"] == spec["name"]
 
 
 def _match_variable(var: dict, specs: list[dict]) -> int | None:
@@ -338,16 +331,14 @@ def fit_patches(
     ``extra_state``: objects the loss updates itself (an adversarial
     discriminator and its optimizer), checkpointed and restored with the rest.
     ``epoch_stats()``: more entries for each epoch's history record (called
-    once at the end of the epoch).  ``out`` holding an earlier run is refused
-    unless ``resume`` (continue it) or ``overwrite`` (remove it first; see
-    :func:`~xatmodist.train._checkpoint.check_out`).  ``config``: the run's
+    once at the end of the epoch).  ``out`` is a Path already checked by the
+    trainer with :func:`~xatmodist.train._checkpoint.check_out` (an earlier run
+    there is continued with ``resume`` or removed first with ``overwrite``).  ``config``: the run's
     settings (JSON-able), saved in the checkpoint; resuming with others is
     refused (:func:`~xatmodist.train._checkpoint.check_config`).
     """
     import torch
     from tqdm.auto import tqdm
-
-    out = checkpoint.check_out(out, resume=resume, overwrite=overwrite)
 
     blocks, _ = make_blocks(
         n_series=src.n_series,

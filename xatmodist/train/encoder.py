@@ -21,7 +21,7 @@ from . import _checkpoint as checkpoint
 from ._checkpoint import CHECKPOINT
 from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
 from ._source import FieldSource, reflection_signs
-from ._supervised import grid_card, start_model, swap_variable
+from ._supervised import grid_card, model_id, start_model, swap_variable
 
 __all__ = ["fit_encoder", "evaluate_encoder", "calibrate_alpha", "lag_setup", "rank_loss"]
 
@@ -327,8 +327,10 @@ def fit_encoder(
     out = checkpoint.check_out(out, resume=resume, overwrite=overwrite)
     src = FieldSource(ds, variables, dim, spatial_dims)
     signs = None
+    flipped = None  # the variables negated in mirrored pairs
     if lat_reflection is not False and lat_reflection is not None:
         signs = reflection_signs(src.specs, lat_reflection)
+        flipped = [s["name"] for s, g in zip(src.specs, signs, strict=True) if g < 0]
     lag_s, n_classes, stride = lag_setup(src.step_seconds, max_lag, lag_step)
     max_steps = n_classes * stride
     if (
@@ -455,12 +457,8 @@ def fit_encoder(
         "val_every": val_every,
         "val_pairs": val_pairs,
         "lat_band": list(lat_band) if lat_band else None,
-        "lat_reflection": (
-            None
-            if signs is None
-            else [s["name"] for s, g in zip(src.specs, signs, strict=True) if g < 0]
-        ),
-        "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
+        "lat_reflection": flipped,
+        "init": model_id(start),
         "mix_blocks": mix_blocks,
         "seed": seed,
     }
@@ -658,16 +656,8 @@ def fit_encoder(
             "rank_weight": rank_weight,
             "seed": seed,
             "lat_band": list(lat_band) if lat_band else None,
-            "lat_reflection": (
-                None
-                if signs is None
-                else {
-                    "sign_changing": [
-                        s["name"] for s, g in zip(src.specs, signs, strict=True) if g < 0
-                    ]
-                }
-            ),
-            "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
+            "lat_reflection": None if flipped is None else {"sign_changing": flipped},
+            "init": model_id(start),
             "train_seconds": round(train_seconds, 1),
             "torch_threads": torch.get_num_threads(),
             "history": history,
