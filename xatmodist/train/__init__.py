@@ -1,11 +1,15 @@
 """Training: the lag pretext task (encoder), downscalers, inpainters; checkpoints, resume.
 
-Needs only the core dependencies plus tqdm; works on any CF-compliant dataset
-(numpy, dask, zarr, netCDF, GRIB via cfgrib).
+One loop (:mod:`xatmodist.train._loop`) drives every trainer through a small
+task object; typed settings (:mod:`xatmodist.train.config`) are the single
+source of defaults for the keyword arguments, the command line and the recipe
+files (:func:`fit`).  Needs only the core dependencies plus tqdm; works on any
+CF-compliant dataset (numpy, dask, zarr, netCDF, GRIB via cfgrib).
 """
 
+from ..evaluate import evaluate_encoder
 from .downscaler import fit_downscaler
-from .encoder import calibrate_alpha, evaluate_encoder, fit_encoder, rank_loss
+from .encoder import calibrate_alpha, fit_encoder, rank_loss
 from .inpainter import fit_inpainter
 
 __all__ = [

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Hashable, Mapping, Sequence
-
-from .._threads import restores_torch_threads
 from ..errors import InputError
 from ..zoo import Model
-from . import _checkpoint as checkpoint
+from ._common import document, train
+from ._fields import FieldTask
 from ._masks import KINDS, random_masks
-from ._source import FieldSource
-from ._supervised import (
-    balanced_distance,
-    extra_encoders_card,
-    fit_field_model,
-    fixed_weights,
-    init_zscore,
-    load_encoder,
-    load_extra_encoders,
-    measured_weights,
-    model_id,
-    require_atmodist,
-    start_model,
-    weights_card,
-)
+from .config import LOSSES, check_choice
 
-__all__ = ["fit_inpainter", "LOSSES"]
-
-LOSSES = ("atmodist", "l2")
+__all__ = ["fit_inpainter"]
 
 
 def _near_hole_distance(enc):
@@ -52,64 +33,7 @@ def _near_hole_distance(enc):
     return dist
 
 
-def _hole_loss(enc, l2_weight: float, std, weights=None, extra=()):
-    """Loss on the hole: [alpha * feature distance near the hole] + l2_weight * MSE in it.
-
-    With ``weights``, the feature distance is taken per variable (the fill of
-    that variable beside the truth of the others) and weighted.  Each of
-    ``extra`` (encoder, variable indices) adds its own near-hole distance.
-    """
-    dist = _near_hole_distance(enc) if enc is not None else None
-    extra_terms = [(float(e.module.alpha), _near_hole_distance(e), idx) for e, idx in extra]
-
-    def loss(filled, truth, mask):
-        n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
-        mse = (((filled - truth) / std).pow(2) * mask).sum() / n_hole
-        if enc is None:
-            return mse
-        feat = balanced_distance(enc, dist, filled, truth, weights, mask)
-        loss = float(enc.module.alpha) * feat + l2_weight * mse
-        for alpha, d, idx in extra_terms:
-            loss = loss + alpha * d(filled[:, idx], truth[:, idx], mask)
-        return loss
-
-    return loss
-
-
-@restores_torch_threads
-def fit_inpainter(
-    ds,
-    *,
-    loss: str = "atmodist",
-    encoder: str | Model = "atmodist-swe-vd",
-    l2_weight: float = 0.5,
-    balance_variables: bool = False,
-    variable_weights: Mapping[Hashable, float] | None = None,
-    extra_encoders: Sequence[str | Model] = (),
-    init: str | os.PathLike | Model | None = None,
-    hole: tuple[int, int] = (4, 32),
-    hole_kinds: Sequence[str] = KINDS,
-    variables: Sequence[Hashable] | None = None,
-    dim: Hashable | None = None,
-    spatial_dims: Sequence[Hashable] | None = None,
-    patch_size: int = 64,
-    epochs: int = 8,
-    samples_per_epoch: int = 2500,
-    batch_size: int = 16,
-    lr: float = 1e-3,
-    width: int = 24,
-    levels: int = 3,
-    blocks: int = 3,
-    seed: int = 0,
-    out: str | os.PathLike | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    stop_after: int | None = None,
-    name: str = "inpainter-custom",
-    threads: int | None = None,
-    progress: bool = True,
-    data_description: str | None = None,
-) -> Model:
+def fit_inpainter(ds, **settings) -> Model:
     """Train a U-Net to fill holes in fields, with an l2 or AtmoDist loss on the hole.
 
     Each training patch gets one random hole (a rectangle or an irregular
@@ -119,64 +43,18 @@ def fit_inpainter(
     ``"atmodist"`` minimises the frozen encoder's feature distance between
     the filled and the true patch over the feature cells that see the hole
     (``alpha * mean((f(filled) - f(truth))**2)``), plus ``l2_weight`` times
-    that MSE, as the paper's mixed loss.
+    that MSE, as the paper's mixed loss.  ``balance_variables`` measures its
+    weights by filling the holes of 32 training patches with each variable's
+    patch mean.  The model's card records ``max_hole_radius = hole[1] / 2``:
+    :func:`xatmodist.inpaint` refuses holes reaching further from observed
+    points.  Checkpoints, resume and ``out`` work as in
+    :func:`xatmodist.train.fit_encoder`.
 
     Parameters
     ----------
     ds : Dataset or DataArray
         Complete training fields (any CF dataset, lazy or in memory).
-    loss : {"atmodist", "l2"}
-        The loss (see above).
-    encoder : str or Model
-        Encoder defining the AtmoDist loss; it takes the same variables.
-    l2_weight : float
-        Share of the MSE in the AtmoDist loss.
-    balance_variables : bool
-        AtmoDist loss only: one feature distance per variable (the fill of
-        that variable beside the truth of the others), weighted so that all
-        variables count alike, as in :func:`xatmodist.train.fit_downscaler`;
-        the weights come from filling the holes of 32 training patches with
-        each variable's patch mean.
-    variable_weights : mapping of variable name to float, optional
-        Given per-variable weights instead of measured ones, as in
-        :func:`xatmodist.train.fit_downscaler`.  Not with ``balance_variables``.
-    extra_encoders : sequence of str or Model
-        AtmoDist loss only: more frozen encoders whose near-hole feature
-        distances on the variables each one takes (found by standard_name,
-        else name) are added to the loss, weighted by their alphas, as in
-        :func:`xatmodist.train.fit_downscaler`.
-    init : str, path or Model, optional
-        A trained inpainter to start from (same variables and architecture);
-        its z-score statistics are kept.
-    hole : (int, int)
-        Smallest and largest hole size in grid cells.  The model's card
-        records ``max_hole_radius = hole[1] / 2``; :func:`xatmodist.inpaint`
-        refuses holes reaching further from observed points.
-    hole_kinds : sequence of {"rect", "blob"}
-        Hole shapes to draw from.
-    variables : sequence of str, optional
-        Variables to use.  Default: vorticity and divergence, found by CF
-        standard_name (``atmosphere_relative_vorticity``,
-        ``divergence_of_wind``) if the dataset has both as fields, else every
-        variable that has the time and both spatial dims (static 2-D fields
-        and bounds are left out); the choice is logged at INFO level and
-        recorded in the card.
-    dim, spatial_dims : optional
-        Time and (lat, lon) dims if cf-xarray cannot find them.
-    patch_size : int
-        Training patch side, a multiple of ``2**levels`` and at least twice
-        ``hole[1]``.
-    epochs, samples_per_epoch, batch_size, lr
-        Optimisation (Adam, cosine decay).
-    width, levels, blocks : int
-        Architecture (see :class:`xatmodist.nn.Inpainter`).
-    seed, out, resume, overwrite, stop_after, name, threads, progress, data_description
-        As in :func:`xatmodist.train.fit_encoder`: checkpoints each epoch with
-        the run's settings, exact resume (with the saved settings: every
-        argument but ``out``, ``resume``, ``overwrite``, ``stop_after``,
-        ``name``, ``threads``, ``progress`` and ``data_description``), and an
-        ``out`` that holds an earlier run is refused unless ``resume`` or
-        ``overwrite`` is given.
+    {settings}
 
     Returns
     -------
@@ -184,107 +62,80 @@ def fit_inpainter(
         The inpainter with its card (``task="inpainter"``); saved to
         ``out/model`` if ``out`` is given.
     """
-    import numpy as np
-    import torch
+    return train(ds, "inpainter", settings, InpainterTask, "fit_inpainter")
 
-    from ..nn import Inpainter
 
-    out = checkpoint.check_out(out, resume=resume, overwrite=overwrite)
-    if loss not in LOSSES:
-        raise InputError(f"loss must be one of {LOSSES}; got {loss!r}.")
-    kinds = tuple(hole_kinds)
-    if not kinds or any(k not in KINDS for k in kinds):
-        raise InputError(f"hole_kinds must be a non-empty subset of {KINDS}; got {kinds!r}.")
-    lo, hi = (int(h) for h in hole)
-    if not 1 <= lo <= hi:
-        raise InputError(f"hole must be (min, max) sizes with 1 <= min <= max; got {hole!r}.")
-    mult = 2**levels
-    if patch_size % mult or patch_size < 2 * hi:
-        raise InputError(
-            f"patch_size={patch_size} must be a multiple of {mult} (2**levels) and at least "
-            f"twice the largest hole ({hi}); e.g. patch_size={max(64, -(-2 * hi // mult) * mult)}."
-        )
-    src = FieldSource(ds, variables, dim, spatial_dims)
-    if patch_size > src.nlat or (patch_size > src.nlon):
-        raise InputError(
-            f"patch_size={patch_size} exceeds the {src.nlat} x {src.nlon} grid; pass a smaller "
-            "patch_size (and hole)."
-        )
-    if balance_variables:
-        require_atmodist("balance_variables", ("loss", loss))
-    enc = load_encoder(encoder, src) if loss == "atmodist" else None
-    extra = load_extra_encoders(extra_encoders, src, ("loss", loss))
-    args = {"in_channels": src.n_channels, "width": width, "levels": levels, "blocks": blocks}
-    start = start_model(init, "inpainter", Inpainter, args, src) if init is not None else None
-    torch.manual_seed(seed)
-    net = Inpainter(**args)
-    if start is None:
-        init_zscore(net, src, seed)
-    else:
-        net.load_state_dict(start.module.state_dict())
-    weights = fixed_weights(variable_weights, src, balance_variables, ("loss", loss))
-    if balance_variables:
-        rng0 = np.random.default_rng([seed, 3])
-        truth = torch.from_numpy(src.sample_fields(32, rng0)[..., :patch_size, :patch_size])
-        mask = torch.from_numpy(random_masks(rng0, len(truth), patch_size, (lo, hi), kinds))
+document(fit_inpainter, "inpainter")
+
+
+class InpainterTask(FieldTask):
+    """Fill one random hole per patch; the content loss on the hole."""
+
+    task, kind_arg = "inpainter", "loss"
+
+    def __init__(self, s, src) -> None:
+        import numpy as np
+        import torch
+
+        from ..nn import Inpainter
+
+        check_choice(s.loss.loss, LOSSES, "loss")
+        kinds = tuple(s.holes.hole_kinds)
+        if not kinds or any(k not in KINDS for k in kinds):
+            raise InputError(f"hole_kinds must be a non-empty subset of {KINDS}; got {kinds!r}.")
+        lo, hi = (int(h) for h in s.holes.hole)
+        if not 1 <= lo <= hi:
+            raise InputError(
+                f"hole must be (min, max) sizes with 1 <= min <= max; got {s.holes.hole!r}."
+            )
+        a, p = s.architecture, s.data.patch_size
+        mult = 2**a.levels
+        if p % mult or p < 2 * hi:
+            raise InputError(
+                f"patch_size={p} must be a multiple of {mult} (2**levels) and at least twice "
+                f"the largest hole ({hi}); e.g. patch_size={max(64, -(-2 * hi // mult) * mult)}."
+            )
+        if p > src.nlat or p > src.nlon:
+            raise InputError(
+                f"patch_size={p} exceeds the {src.nlat} x {src.nlon} grid; pass a smaller "
+                "patch_size (and hole)."
+            )
+        self.network, self.holes, self.kinds = Inpainter, (lo, hi), kinds
+        args = {"in_channels": src.n_channels, "width": a.width, "levels": a.levels}
+        super().__init__(s, src, {**args, "blocks": a.blocks})
+        if s.loss.balance_variables:
+            rng0 = np.random.default_rng([s.schedule.seed, 3])
+            truth = torch.from_numpy(src.sample_fields(32, rng0)[..., :p, :p])
+            mask = torch.from_numpy(random_masks(rng0, len(truth), p, self.holes, kinds))
+            mask = mask.to(truth.dtype)
+            self.content.balance(
+                truth, truth * (1 - mask) + mask * truth.mean(dim=(2, 3), keepdim=True), mask
+            )
+
+    def distance(self, enc):
+        """The encoder's feature distance near the hole."""
+        return _near_hole_distance(enc)
+
+    def resolved(self) -> dict:
+        """The hole sizes as integers."""
+        return {"hole": list(self.holes), "hole_kinds": list(self.kinds)}
+
+    def batch_loss(self, truth, rng):
+        """Content loss of the filled batch on its holes."""
+        import torch
+
+        mask = torch.from_numpy(random_masks(rng, len(truth), self.patch, self.holes, self.kinds))
         mask = mask.to(truth.dtype)
-        flat = truth * (1 - mask) + mask * truth.mean(dim=(2, 3), keepdim=True)
-        dist = _near_hole_distance(enc)
-        weights = measured_weights(enc, truth, flat, lambda x, t: dist(x, t, mask))
-    hole_loss = _hole_loss(enc, l2_weight, net.std.view(1, -1, 1, 1), weights, extra)
+        filled = self.net.fill(truth, mask)
+        n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
+        mse = (((filled - truth) / self.std).pow(2) * mask).sum() / n_hole
+        return self.content(filled, truth, mse, mask)
 
-    def loss_fn(truth, rng):
-        mask = torch.from_numpy(random_masks(rng, len(truth), patch_size, (lo, hi), kinds))
-        mask = mask.to(truth.dtype)
-        return hole_loss(net.fill(truth, mask), truth, mask)
-
-    return fit_field_model(
-        net,
-        src,
-        loss_fn,
-        schedule={
-            "patch_size": patch_size,
-            "epochs": epochs,
-            "samples_per_epoch": samples_per_epoch,
-            "batch_size": batch_size,
-            "lr": lr,
-            "seed": seed,
-        },
-        out=out,
-        resume=resume,
-        overwrite=overwrite,
-        progress=progress,
-        stop_after=stop_after,
-        card={
-            "name": name,
-            "task": "inpainter",
-            "architecture": "Inpainter",
-            "args": args,
-            "min_input_size": mult,
+    def card_entries(self) -> dict:
+        """The input size, hole radius and the training record's holes."""
+        lo, hi = self.holes
+        return {
+            "min_input_size": 2 ** self.args["levels"],
             "max_hole_radius": hi / 2,
-        },
-        training={
-            "loss": loss,
-            "holes": {"sizes": [lo, hi], "kinds": list(kinds), "per_patch": 1},
-            "variable_weights": weights_card(src, weights),
-            "extra_encoders": extra_encoders_card(extra, src),
-            "init": {"name": start.name, "sha256": start.sha256} if start is not None else None,
-        },
-        enc=enc,
-        l2_weight=l2_weight,
-        data_description=data_description,
-        config={
-            "loss": loss,
-            "encoder": model_id(enc),
-            "l2_weight": l2_weight,
-            "balance_variables": bool(balance_variables),
-            "variable_weights": None if balance_variables else weights_card(src, weights),
-            "extra_encoders": [model_id(e) for e, _ in extra],
-            "init": model_id(start),
-            "hole": [lo, hi],
-            "hole_kinds": list(kinds),
-            "width": width,
-            "levels": levels,
-            "blocks": blocks,
-        },
-    )
+            "training": {"holes": {"sizes": [lo, hi], "kinds": list(self.kinds), "per_patch": 1}},
+        }

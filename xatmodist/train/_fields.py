@@ -1,0 +1,146 @@
+"""The task shared by the field-to-field trainers (downscaler, inpainter).
+
+Each epoch draws random high-resolution patches of the training fields; a
+batch's loss is the subclass's :meth:`FieldTask.batch_loss` of (patches, a
+generator seeded by (seed, epoch)); Adam with a cosine schedule.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..zoo import Model
+from ._common import card_frame, freeze, init_zscore, model_id, resolved_config, start_model
+from ._content import Content
+from ._loop import Task
+from ._pairs import make_blocks, patch_index, take_patches
+from ._source import FieldSource
+
+__all__ = ["FieldTask"]
+
+
+class FieldTask(Task):
+    """Draw patches, train ``net`` on ``batch_loss``, write the card.
+
+    Subclasses set ``task``, ``kind_arg`` (the name of their loss argument)
+    and ``network`` (the nn class) and implement :meth:`batch_loss`,
+    :meth:`distance` and :meth:`card_entries`; ``args`` are the network's.
+    """
+
+    task: str
+    kind_arg: str
+    network: type
+
+    def __init__(self, s, src: FieldSource, args: dict) -> None:
+        import torch
+
+        self.s, self.src, self.args = s, src, args
+        sch = s.schedule
+        self.epochs, self.seed, self.patch = sch.epochs, sch.seed, s.data.patch_size
+        self.batch_size, self.samples = sch.batch_size, sch.samples_per_epoch
+        self.steps_per_epoch = max(1, self.samples // self.batch_size)
+        self.kind = getattr(s.loss, self.kind_arg)
+        self.content = Content(s.loss, (self.kind_arg, self.kind), src, self.distance)
+        self.start = start_model(sch.init, self.task, self.network, args, src)
+        torch.manual_seed(sch.seed)
+        self.net = self.network(**args)
+        if self.start is None:
+            init_zscore(self.net, src, sch.seed)
+        else:
+            self.net.load_state_dict(self.start.module.state_dict())
+        self.std = self.net.std.view(1, -1, 1, 1)
+        self.blocks, _ = make_blocks(
+            n_series=src.n_series,
+            n_time=src.n_time,
+            block_length=min(src.n_time, 32),
+            max_lag=0,
+            val_every=0,
+        )
+
+    @property
+    def config(self) -> dict:
+        """The settings a resumed run must repeat."""
+        return resolved_config(
+            self.s,
+            self.src,
+            init=model_id(self.start),
+            **self.content.resolved(),
+            **self.resolved(),
+        )
+
+    def resolved(self) -> dict:
+        """Task settings as run, where they differ from the given ones."""
+        return {}
+
+    def optimizer(self, total_steps: int):
+        """Adam on the trainable parameters, cosine decay over ``total_steps``."""
+        import torch
+
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=self.s.schedule.lr)
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+
+    def batches(self, epoch: int, rng: np.random.Generator):
+        """``samples_per_epoch`` random patches, then batches of them in turn."""
+        import torch
+
+        src, patch = self.src, self.patch
+        order = rng.permutation(len(self.blocks))
+        per = max(1, math.ceil(self.samples / len(self.blocks)))
+        xs = []
+        for _, fields in src.iter_blocks([self.blocks[i] for i in order]):
+            t = rng.integers(0, fields.shape[0], size=per)
+            r, c = patch_index(rng, per, nlat=src.nlat, nlon=src.nlon, patch=patch, wrap=src.wrap)
+            xs.append(take_patches(fields, t, r, c, patch))
+            if sum(len(x) for x in xs) >= self.samples:
+                break
+        data = torch.from_numpy(np.concatenate(xs)[rng.permutation(sum(len(x) for x in xs))])
+        step_rng = np.random.default_rng([self.seed, 3, epoch])
+        for s in range(self.steps_per_epoch):
+            yield data[(s * self.batch_size) % len(data) :][: self.batch_size], step_rng
+
+    def loss(self, batch):
+        """The subclass's loss of one batch of patches."""
+        truth, rng = batch
+        return self.batch_loss(truth, rng), len(truth), {}
+
+    def epoch_stats(self) -> dict:
+        """More entries of an epoch's record."""
+        return {}
+
+    def record(self, epoch, sums, seen, seconds, lr) -> dict:
+        """Mean loss and speed of the epoch."""
+        rec = {"epoch": epoch + 1, "loss": sums["loss"] / max(seen, 1)}
+        return {**rec, "samples_per_second": seen / seconds, **self.epoch_stats()}
+
+    def finish(self, history: list, seconds: float, first: int) -> Model:
+        """The trained model with its card."""
+        freeze(self.net)
+        entries = self.card_entries()
+        training = {
+            self.kind_arg: self.kind,
+            **entries.pop("training"),
+            **self.content.card(),
+            "init": model_id(self.start),
+            "samples_per_epoch": self.samples,
+            "train_seconds": round(seconds, 1),
+            "history": history,
+        }
+        card = card_frame(
+            self.s,
+            self.src,
+            self.net,
+            architecture=self.network.__name__,
+            args=self.args,
+            **entries,
+            patch_size=self.patch,
+            normalisation={
+                "method": "per-variable z-score (buffers mean/std in the weights)",
+                "mean": self.net.mean.tolist(),
+                "std": self.net.std.tolist(),
+            },
+            training=training,
+        )
+        return Model(card=card, module=self.net)
