@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _grid
+from ._grid import grid_spacing, is_global, spatial_dims  # one grid module, re-exported
 from .errors import (
     ChunkError,
     GridError,
@@ -38,57 +40,10 @@ __all__ = [
 
 CHANNEL = "variable"
 
-_LAT_NAMES = ("lat", "latitude", "y", "rlat", "nav_lat")
-_LON_NAMES = ("lon", "longitude", "x", "rlon", "nav_lon")
-
-
-def _cf_names(obj: xr.Dataset | xr.DataArray, key: str) -> list[Hashable]:
-    try:
-        import cf_xarray  # noqa: F401  (registers .cf)
-
-        found = obj.cf.coordinates.get(key, []) + obj.cf.axes.get(
-            {"latitude": "Y", "longitude": "X", "time": "T"}[key], []
-        )
-    except (ImportError, KeyError, AttributeError, ValueError):
-        found = []
-    return list(dict.fromkeys(found))
-
-
-def spatial_dims(
-    obj: xr.Dataset | xr.DataArray, spatial_dims: Sequence[Hashable] | None = None
-) -> tuple[Hashable, Hashable]:
-    """Find the (latitude, longitude) dimensions of ``obj``.
-
-    Uses ``spatial_dims`` if given, else CF attributes via cf-xarray
-    (standard_name, units, axis), else common names.
-    """
-    if spatial_dims is not None:
-        dims = tuple(spatial_dims)
-        if len(dims) != 2 or any(d not in obj.dims for d in dims):
-            raise InputError(
-                f"spatial_dims must name two dimensions of the input (latitude, longitude); "
-                f"got {dims!r}, the input has dims {tuple(obj.dims)!r}."
-            )
-        return dims[0], dims[1]
-    out = []
-    for key, names in (("latitude", _LAT_NAMES), ("longitude", _LON_NAMES)):
-        cands = [c for c in _cf_names(obj, key) if c in obj.dims]
-        if not cands:
-            cands = [d for d in obj.dims if str(d).lower() in names]
-        if not cands:
-            units = "degrees_north" if key == "latitude" else "degrees_east"
-            raise InputError(
-                f"Could not find the {key} dimension: none of dims {tuple(obj.dims)!r} has CF "
-                f"attributes (standard_name={key!r} or units {units!r}) "
-                f"or a usual name. Pass spatial_dims=('lat_dim', 'lon_dim')."
-            )
-        out.append(cands[0])
-    return out[0], out[1]
-
 
 def _time_candidates(obj: xr.Dataset | xr.DataArray) -> list[Hashable]:
     """Dims that hold time: CF time axis (standard_name/axis), then datetime coordinates."""
-    cands = [c for c in _cf_names(obj, "time") if c in obj.dims]
+    cands = [c for c in _grid.cf_names(obj, "time") if c in obj.dims]
     for d in obj.dims:
         if d in obj.coords and d not in cands:
             c = obj[d]
@@ -183,6 +138,27 @@ def time_step(times, name: Hashable) -> pd.Timedelta:
             f"it {what} {where}; {len(bad)} irregular step(s) in all. {fix}"
         )
     return step
+
+
+def coord_time_step(
+    obj: xr.Dataset | xr.DataArray, dim: Hashable, *, required: bool = True
+) -> pd.Timedelta | None:
+    """The step of ``obj``'s time coordinate ``dim`` (:func:`time_step`).
+
+    Without a coordinate, or (``required=False``) with fewer than 2 times:
+    InputError if ``required``, else None.
+    """
+    if dim not in obj.coords:
+        if not required:
+            return None
+        raise InputError(
+            f"{dim!r} needs a datetime coordinate to turn lags into steps; it has none. "
+            f"Assign one: a.assign_coords({dim}=pd.date_range(...))."
+        )
+    times = obj[dim].values
+    if not required and times.size < 2:
+        return None
+    return time_step(times, dim)
 
 
 def _fmt_time(x) -> str:
@@ -527,49 +503,6 @@ def check_core_chunks(da: xr.DataArray, dims: Sequence[Hashable]) -> None:
             f"field must be one chunk over {list(dims)}. Rechunk first: "
             f".chunk({{{fix}}}) (xatmodist does not rechunk silently)."
         )
-
-
-#: relative spread of grid steps accepted as one spacing: Gaussian grids (ECHAM, IFS,
-#: CMIP T63: latitude steps 1.850 to 1.865 deg, 0.8%) pass, real gaps do not
-GRID_STEP_RTOL = 0.02
-
-
-def _spacing(coord: np.ndarray, name: Hashable) -> float:
-    """The median step of a monotonic coordinate whose steps agree to GRID_STEP_RTOL."""
-    if coord.ndim != 1 or coord.size < 2:
-        raise GridError(
-            f"Coordinate {name!r} must be 1-D with at least 2 points; got shape {coord.shape}."
-        )
-    d = np.diff(coord.astype(np.float64))
-    step = float(np.median(d))
-    if step == 0 or not np.allclose(d, step, rtol=GRID_STEP_RTOL, atol=1e-6):
-        raise GridError(
-            f"Coordinate {name!r} is not a monotonic grid with near-uniform steps (steps from "
-            f"{d.min():.4g} to {d.max():.4g}; accepted: within {GRID_STEP_RTOL:.0%} of the "
-            "median, as on Gaussian grids). Regrid to a regular latitude/longitude grid first."
-        )
-    return abs(step)
-
-
-def grid_spacing(
-    da: xr.DataArray | xr.Dataset, lat: Hashable, lon: Hashable
-) -> tuple[float, float]:
-    """(dlat, dlon) in degrees; falls back to 1.0 where a dim has no coordinate."""
-    out = []
-    for d in (lat, lon):
-        out.append(_spacing(np.asarray(da[d].values), d) if d in da.coords else float("nan"))
-    return out[0], out[1]
-
-
-def is_global(da: xr.DataArray | xr.Dataset, lon: Hashable) -> bool:
-    """True if the longitude coordinate covers 360 degrees (wraps around)."""
-    if lon not in da.coords:
-        return False
-    x = np.asarray(da[lon].values, dtype=np.float64)
-    if x.size < 2:
-        return False
-    step = _spacing(x, lon)
-    return abs(step * x.size - 360.0) < 0.5 * step
 
 
 def check_grid(

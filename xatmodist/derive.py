@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-import cf_xarray  # noqa: F401  (registers the ``.cf`` accessor)
 import numpy as np
 import xarray as xr
 
+from ._grid import describe
 from ._validate import check_dataarray, check_radius
 from .errors import ChunkError, GridError, InputError
 
@@ -34,7 +34,16 @@ _D_ATTRS = {
     "units": "s-1",
 }
 
-# Longitude treatment, decided once from the coordinate values.
+#: steps of a grid for finite differences must agree within 0.1% (float32 rounding
+#: allowed on top): the kernel assumes one spacing, so Gaussian grids are refused
+REGULAR_RTOL = 1e-3
+
+_HOW = (
+    "Name them explicitly, e.g. vorticity_divergence(u, v, lat='lat', lon='lon'), or set "
+    "their CF attributes (standard_name, units)."
+)
+
+# Longitude treatment, decided once by the seam rule of xatmodist._grid.
 _OPEN = "open"  # regional: one-sided differences at the two edges
 _PERIODIC = "periodic"  # global, n * step == 360
 _PERIODIC_DUPLICATE = "periodic_duplicate"  # global, last column repeats the first
@@ -135,36 +144,20 @@ def vorticity_divergence(
         check_dataarray(arr, name, contents="real numbers (wind in m s-1)")
     radius = check_radius(radius)
 
-    lat_name = _find_coord(u, lat, "latitude", "lat")
-    lon_name = _find_coord(u, lon, "longitude", "lon")
-    if lat_name == lon_name:
-        raise InputError(
-            f"Latitude and longitude resolved to the same coordinate "
-            f"{lat_name!r}; pass distinct names with lat=... and lon=...."
-        )
-
-    lat_vals, ydim = _grid_axis(u, lat_name, "latitude", "lat")
-    lon_vals, xdim = _grid_axis(u, lon_name, "longitude", "lon")
-    if ydim == xdim:
-        raise GridError(
-            f"Expected latitude and longitude along two different dimensions, "
-            f"but both {lat_name!r} and {lon_name!r} lie along {ydim!r}. "
-            f"vorticity_divergence needs a regular lat/lon grid, not a list of "
-            f"points or a curvilinear grid."
-        )
+    grid = describe(
+        u, lat=lat, lon=lon, rtol=REGULAR_RTOL, guess_names=False, require_coords=True, how=_HOW
+    )
+    lat_name, lon_name, ydim, xdim = grid.lat_coord, grid.lon_coord, grid.lat, grid.lon
+    for name, n in ((lat_name, grid.nlat), (lon_name, grid.nlon)):
+        if n < 3:
+            raise GridError(
+                f"Expected at least 3 points along {name!r} for centred differences, but it "
+                f"has {n}."
+            )
     v = _match_grid(u, v, lat_name, lon_name, ydim, xdim)
-
-    phi, dphi = _regular_axis(lat_vals, lat_name, "latitude", periodic_ok=False)
-    if np.any(np.abs(lat_vals) > 90.0 + 1e-6):
-        raise GridError(
-            f"Expected latitudes within [-90, 90] degrees, but {lat_name!r} "
-            f"spans [{lat_vals.min():g}, {lat_vals.max():g}]. Check that the "
-            f"coordinate is latitude in degrees, or pass the right one with "
-            f"lat=...."
-        )
-    lon_unwrapped = np.unwrap(lon_vals, period=360.0)
-    _, dlam = _regular_axis(lon_unwrapped, lon_name, "longitude", periodic_ok=True)
-    lon_mode = _longitude_mode(lon_unwrapped)
+    phi, dphi = _regular_radians(grid.lat_deg)
+    _, dlam = _regular_radians(grid.lon_deg)
+    lon_mode = _PERIODIC_DUPLICATE if grid.has_seam else _PERIODIC if grid.is_global else _OPEN
 
     for name, arr in (("u", u), ("v", v)):
         _check_chunks(name, arr, ydim, xdim)
@@ -201,106 +194,11 @@ def vorticity_divergence(
 # validation helpers
 
 
-def _find_coord(arr: xr.DataArray, given: Hashable | None, key: str, kwarg: str) -> Hashable:
-    """Name of the ``key`` ('latitude'/'longitude') coordinate of ``arr``."""
-    seen = list(arr.coords) or "none"
-    if given is not None:
-        if given not in arr.coords:
-            raise InputError(
-                f"Expected a {key} coordinate named {given!r} ({kwarg}={given!r}), "
-                f"but the wind has coordinates {seen} and dimensions "
-                f"{list(arr.dims)}. Pass the name of an existing 1-D coordinate "
-                f"with {kwarg}=..., or attach one with .assign_coords()."
-            )
-        return given
-    found = [name for name in arr.cf.coordinates.get(key, []) if name in arr.coords]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise InputError(
-            f"Could not find a {key} coordinate: none of the coordinates {seen} "
-            f"has standard_name={key!r} or {key} units (e.g. "
-            f"'degrees_{'north' if key == 'latitude' else 'east'}'). Name it "
-            f"explicitly, e.g. vorticity_divergence(u, v, {kwarg}='{kwarg}'), "
-            f"or set its attributes."
-        )
-    raise InputError(f"Found several {key} coordinates {found}; pick one with {kwarg}=....")
-
-
-def _grid_axis(
-    arr: xr.DataArray, name: Hashable, key: str, kwarg: str
-) -> tuple[np.ndarray, Hashable]:
-    """Values (float64, degrees) and dimension of a 1-D grid coordinate."""
-    coord = arr.coords[name]
-    if coord.ndim != 1:
-        raise GridError(
-            f"Expected {key} {name!r} to be a 1-D coordinate of a regular "
-            f"lat/lon grid, but it has dimensions {coord.dims}. Curvilinear "
-            f"or projected grids must be regridded to a regular lat/lon grid "
-            f"first."
-        )
-    units = str(coord.attrs.get("units", "degrees")).lower()
-    if "deg" not in units:
-        cf_units = "degrees_north" if key == "latitude" else "degrees_east"
-        raise GridError(
-            f"Expected {key} {name!r} in degrees, but its units are "
-            f"{coord.attrs['units']!r}. Convert it to degrees (e.g. with "
-            f"np.rad2deg) and set its units to {cf_units!r}."
-        )
-    if not np.issubdtype(coord.dtype, np.number):
-        raise GridError(
-            f"Expected {key} {name!r} to hold numbers (degrees), but its dtype is {coord.dtype}."
-        )
-    values = np.asarray(coord.values, dtype=np.float64)
-    if values.size < 3:
-        raise GridError(
-            f"Expected at least 3 points along {key} {name!r} for centred "
-            f"differences, but it has {values.size}."
-        )
-    if not np.all(np.isfinite(values)):
-        raise GridError(f"Expected finite {key} values, but {name!r} contains NaN or inf.")
-    return values, coord.dims[0]
-
-
-def _regular_axis(
-    values: np.ndarray, name: Hashable, key: str, *, periodic_ok: bool
-) -> tuple[np.ndarray, float]:
-    """Check a regular, strictly monotonic axis; return radians and step."""
-    diffs = np.diff(values)
-    if not (np.all(diffs > 0) or np.all(diffs < 0)):
-        hint = (
-            " Sort it with .sortby(...)"
-            + (" (a single jump across the dateline is fine)" if periodic_ok else "")
-            + "."
-        )
-        raise GridError(
-            f"Expected {key} {name!r} to be strictly monotonic, but it is not "
-            f"(first values {np.round(values[:5], 4).tolist()}).{hint}"
-        )
+def _regular_radians(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """A checked near-regular axis (degrees) as exactly regular radians, and its step."""
     step = (values[-1] - values[0]) / (values.size - 1)
-    # Allow the rounding of the stored coordinate (float32 files) on top of a
-    # small relative tolerance.
-    tol = 1e-3 * abs(step) + 8 * np.finfo(np.float32).eps * np.max(np.abs(values))
-    worst = np.max(np.abs(diffs - step))
-    if worst > tol:
-        raise GridError(
-            f"Expected a regular {key} grid, but the spacing of {name!r} varies "
-            f"from {np.min(np.abs(diffs)):g} to {np.max(np.abs(diffs)):g} "
-            f"degrees. Interpolate to a regular grid first (e.g. with "
-            f".interp()); Gaussian grids are not supported."
-        )
     regular = values[0] + step * np.arange(values.size)
     return np.deg2rad(regular), float(np.deg2rad(step))
-
-
-def _longitude_mode(lon: np.ndarray) -> str:
-    step = abs(lon[-1] - lon[0]) / (lon.size - 1)
-    tol = 0.01 * step
-    if abs(lon.size * step - 360.0) <= tol:
-        return _PERIODIC
-    if abs((lon.size - 1) * step - 360.0) <= tol:
-        return _PERIODIC_DUPLICATE
-    return _OPEN
 
 
 def _match_grid(

@@ -22,15 +22,6 @@ _OUTPUTS = ("probability", "expected", "argmax")
 _fmt = v.duration_text
 
 
-def _time_step(a, dim) -> pd.Timedelta:
-    if dim not in a.coords:
-        raise InputError(
-            f"{dim!r} needs a datetime coordinate to turn lags into steps; it has none. "
-            f"Assign one: a.assign_coords({dim}=pd.date_range(...))."
-        )
-    return v.time_step(a[dim].values, dim)
-
-
 def _classes(card) -> pd.TimedeltaIndex:
     return pd.to_timedelta(np.asarray(card["lag_classes"], dtype=np.float64), unit="s")
 
@@ -134,7 +125,7 @@ def predict_lag(
                 "as lag='6h') to pair each field with the one that much later along dim."
             )
         dim = v.time_dim(a, dim)
-        step = _time_step(a, dim)
+        step = v.coord_time_step(a, dim)
         k = v.lag_steps(lag, step, "lag")
         if k >= a.sizes[dim]:
             raise InputError(
@@ -215,7 +206,7 @@ def lag_curve(
 
     m = load_model(model, task="encoder")
     dim = v.time_dim(a, dim)
-    step = _time_step(a, dim)
+    step = v.coord_time_step(a, dim)
     n = a.sizes[dim]
     if max_lag is None:
         max_lag = pd.Timedelta(seconds=float(m.card["lag_classes"][-1]))

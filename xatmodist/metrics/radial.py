@@ -21,10 +21,11 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
+from .._grid import describe, latlon_dims
 from .._validate import check_core_chunks, check_dataarray, check_same_grid
 from ..derive import EARTH_RADIUS
 from ..errors import GridError, InputError
-from .spectra import band_means, degrees, latlon_dims, squared_units
+from .spectra import band_means, squared_units
 
 __all__ = ["radial_power_spectrum", "log_spectral_distance"]
 
@@ -64,17 +65,13 @@ def _radial_kernel(x: np.ndarray, *, bands: np.ndarray, n_bands: int) -> np.ndar
 
 def _spacing_km(da: xr.DataArray, lat: Hashable, lon: Hashable, radius: float) -> float:
     """Geometric mean of the meridional and (mid-latitude) zonal grid spacing, km."""
-    phi = degrees(da, lat, kind="latitude")
-    lam = degrees(da, lon, kind="longitude")
-    if phi.size < 2 or lam.size < 2:
+    grid = describe(da, lat=lat, lon=lon, require_coords=True)
+    if grid.nlat < 2 or grid.nlon < 2:
         raise GridError(
             f"A spectrum needs at least 2 points along {lat!r} and {lon!r}; got "
-            f"{phi.size} x {lam.size}."
+            f"{grid.nlat} x {grid.nlon}."
         )
-    dy = radius * np.deg2rad(np.abs(np.median(np.diff(phi))))
-    dx = radius * np.deg2rad(np.abs(np.median(np.diff(np.unwrap(lam, period=360.0)))))
-    dx *= np.cos(np.deg2rad(np.mean(phi)))
-    return float(np.sqrt(dx * dy) / 1e3)
+    return grid.spacing_km(radius)
 
 
 def radial_power_spectrum(

@@ -13,16 +13,10 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
+from .._grid import degrees, latlon_dims
 from .._validate import check_dataarray, check_same_grid
 from ..errors import InputError
-from .spectra import (
-    WAVENUMBER,
-    as_dims,
-    band_means,
-    degrees,
-    latlon_dims,
-    zonal_power_spectrum,
-)
+from .spectra import WAVENUMBER, as_dims, band_means, zonal_power_spectrum
 
 __all__ = ["rmse", "spectral_error"]
 

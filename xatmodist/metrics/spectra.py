@@ -4,8 +4,8 @@ The wrapper functions own dimensions, coordinates and attributes; the array
 kernel :func:`_power_kernel` owns the FFT.  Spectra are computed with
 ``xr.apply_ufunc(dask="parallelized")``, so dask-backed input stays lazy.
 
-This module also holds the small input helpers shared by the other metrics
-modules (finding latitude/longitude, reading coordinates in degrees).
+Latitude/longitude discovery, degrees and the seam rule come from
+:mod:`xatmodist._grid` (the other metrics modules import them from there too).
 """
 
 from __future__ import annotations
@@ -17,14 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from .._validate import (
-    _spacing,
-    check_core_chunks,
-    check_dataarray,
-    check_radius,
-    check_same_grid,
-    spatial_dims,
-)
+from .._grid import describe, latlon_dims
+from .._validate import check_core_chunks, check_dataarray, check_radius, check_same_grid
 from ..derive import EARTH_RADIUS
 from ..errors import GridError, InputError
 
@@ -139,13 +133,15 @@ def zonal_power_spectrum(
     """
     check_dataarray(da, "da")
     radius = check_radius(radius)
-    lat, lon = latlon_dims(da, lat=lat, lon=lon)
-    lat_deg = degrees(da, lat, kind="latitude")
-    lon_deg = degrees(da, lon, kind="longitude")
-    n, width, periodic_dup = _zonal_extent(lon_deg, lon)
-    if periodic_dup:  # last column repeats the first: drop it, the grid is periodic
-        da = da.isel({lon: slice(0, n)})
-    is_global = abs(width - 2 * np.pi) < 1e-6
+    grid = describe(da, lat=lat, lon=lon, require_coords=True)
+    lat, lon, lat_deg = grid.lat, grid.lon, grid.lat_deg
+    if grid.nlon < 2:
+        raise GridError(
+            f"A zonal spectrum needs at least 2 longitudes; {lon!r} has {grid.nlon}. Pass a "
+            "field with several longitudes, or name the longitude dim with lon=...."
+        )
+    da = grid.drop_seam(da)  # a repeated seam column: dropped, the grid is periodic
+    n, width, is_global = grid.nlon_unique, float(np.deg2rad(grid.width_deg)), grid.is_global
     taper = _window(window, n, is_global)
     check_core_chunks(da, [lon])
 
@@ -293,60 +289,6 @@ def _power_kernel(x: np.ndarray, *, window: np.ndarray | None, dtype: np.dtype) 
 # helpers shared by the metrics modules
 
 
-def latlon_dims(
-    da: xr.DataArray, *, lat: Hashable | None = None, lon: Hashable | None = None
-) -> tuple[Hashable, Hashable]:
-    """The (latitude, longitude) dimensions of ``da``: given, else found."""
-    if lat is None or lon is None:
-        probe = da
-        for given, usual in ((lat, "lat"), (lon, "lon")):
-            if given is not None and given in da.dims and usual not in da.dims:
-                probe = probe.rename({given: usual})  # so only the other one is searched
-        try:
-            found = spatial_dims(probe)
-        except InputError as err:
-            msg = str(err).split(" Pass spatial_dims")[0]
-            raise InputError(
-                f"{msg} Name the dimensions with lat='your_lat_dim', lon='your_lon_dim'."
-            ) from None
-        lat = found[0] if lat is None else lat
-        lon = found[1] if lon is None else lon
-    for kwarg, d in (("lat", lat), ("lon", lon)):
-        if d not in da.dims:
-            raise InputError(
-                f"{kwarg}={d!r} is not a dimension of the input; it has dims "
-                f"{tuple(da.dims)!r}. Pass the name of the {kwarg} dimension."
-            )
-    if lat == lon:
-        raise InputError(
-            f"Latitude and longitude resolved to the same dimension {lat!r}; pass distinct "
-            "names with lat=... and lon=...."
-        )
-    return lat, lon
-
-
-def degrees(da: xr.DataArray, dim: Hashable, *, kind: str) -> np.ndarray:
-    """Values (float64, degrees) of the 1-D coordinate of ``dim``."""
-    if dim not in da.coords:
-        raise InputError(
-            f"The {kind} dimension {dim!r} has no coordinate values; assign them in degrees, "
-            f"e.g. da.assign_coords({dim}=np.linspace(...))."
-        )
-    values = np.asarray(da[dim].values)
-    if not np.issubdtype(values.dtype, np.number):
-        raise InputError(
-            f"The {kind} coordinate {dim!r} must be numeric degrees; got dtype {values.dtype}."
-        )
-    values = values.astype(np.float64)
-    if kind == "latitude" and np.any(np.abs(values) > 90.0 + 1e-6):
-        raise GridError(
-            f"Expected latitudes within [-90, 90] degrees, but {dim!r} spans "
-            f"[{np.nanmin(values):g}, {np.nanmax(values):g}]. Pass the latitude dimension "
-            "with lat=... or convert it to degrees."
-        )
-    return values
-
-
 def squared_units(units: str) -> str:
     """CF units string of a squared quantity: ``'m s-1'`` -> ``'m2 s-2'``."""
     text = str(units).strip()
@@ -359,24 +301,6 @@ def squared_units(units: str) -> str:
             return f"({text})2"
         out.append(f"{m.group(1)}{2 * int(m.group(2) or 1)}")
     return " ".join(out)
-
-
-def _zonal_extent(lon_deg: np.ndarray, lon: Hashable) -> tuple[int, float, bool]:
-    """(points used, covered width in radians, last column repeats the first)."""
-    x = np.unwrap(lon_deg, period=360.0) if lon_deg.size > 1 else lon_deg
-    step = _spacing(x, lon)  # GridError if irregular
-    n = x.size
-    if n >= 3 and abs((n - 1) * step - 360.0) < 0.5 * step:
-        return n - 1, 2 * np.pi, True
-    width = n * step
-    if width > 360.0 + 0.5 * step:
-        raise GridError(
-            f"Longitude {lon!r} covers {width:g} degrees, more than a full circle. "
-            "Select one circle, e.g. da.isel({...}) with 360/dlon points."
-        )
-    if abs(width - 360.0) < 0.5 * step:
-        width = 360.0
-    return n, float(np.deg2rad(width)), False
 
 
 def _window(window: str, n: int, is_global: bool) -> np.ndarray | None:

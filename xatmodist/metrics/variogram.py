@@ -15,15 +15,11 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
+from .._grid import degrees, latlon_dims
 from .._validate import check_core_chunks, check_dataarray, check_radius, positive_float
 from ..derive import EARTH_RADIUS
 from ..errors import InputError
-from .spectra import (
-    as_dims,
-    degrees,
-    latlon_dims,
-    squared_units,
-)
+from .spectra import as_dims, squared_units
 
 __all__ = ["semivariogram"]
 

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .. import _validate as v
+from .._grid import SPATIAL_DIMS_FIX, describe
 from ..errors import InputError, warn
 from ._pairs import Block
 
@@ -190,7 +191,9 @@ class FieldSource:
             )
         self.specs = variable_specs(ds, names)
         self.time = v.time_dim(ds[names[0]], dim)
-        self.lat, self.lon = v.spatial_dims(ds[names[0]], spatial_dims)
+        #: the grid (:func:`xatmodist._grid.describe`); a repeated seam column is dropped
+        self.grid = describe(ds[names[0]], spatial_dims, how=SPATIAL_DIMS_FIX)
+        self.lat, self.lon = self.grid.lat, self.grid.lon
         da = xr.concat(
             [ds[n].astype(np.float32) for n in names],
             dim="variable",
@@ -205,15 +208,14 @@ class FieldSource:
             da = da.transpose("series", self.time, "variable", self.lat, self.lon)
         else:
             da = da.expand_dims("series")
-        self.da = da
+        self.da = self.grid.drop_seam(da)
         self.sample_dims = sample_dims
-        self.n_series, self.n_time, self.n_channels, self.nlat, self.nlon = da.shape
-        self.dlat, self.dlon = v.grid_spacing(ds, self.lat, self.lon)
-        self.wrap = v.is_global(ds, self.lon)
-        latc = ds[self.lat].values if self.lat in ds.coords else np.arange(2)
-        self.lat_descending = bool(latc[0] > latc[-1])
-        times = ds[self.time].values if self.time in ds.coords else None
-        self.step_seconds = _time_step(times, self.time)
+        self.n_series, self.n_time, self.n_channels, self.nlat, self.nlon = self.da.shape
+        self.dlat, self.dlon = self.grid.dlat, self.grid.dlon
+        self.wrap = self.grid.is_global
+        self.lat_descending = self.grid.lat_descending
+        step = v.coord_time_step(ds, self.time, required=False)
+        self.step_seconds = None if step is None else step.total_seconds()
         _warn_if_grib(ds, names)
 
     def read(self, block: Block) -> np.ndarray:
@@ -249,13 +251,6 @@ class FieldSource:
             out.append(np.asarray(sub, dtype=np.float32))
         arr = np.concatenate(out)
         return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _time_step(times, name) -> float | None:
-    """The time step in seconds (None without 2 times): :func:`xatmodist._validate.time_step`."""
-    if times is None or len(times) < 2:
-        return None
-    return v.time_step(times, name).total_seconds()
 
 
 _GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2", ".grib1")
