@@ -47,7 +47,7 @@ def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repea
     b = base.isel(time=slice(1, n // 2 + 1)).assign_coords(time=a.time)
     n_fields = 2 * a.sizes["time"]  # each distance encodes two fields
 
-    tiling = make_tiling(nlat, nlon, model.card["patch_size"], wrap=True)
+    tiling = make_tiling(nlat, nlon, model.card.patch_size, wrap=True)
     xa = np.stack([a.vo.values, a.d.values], axis=1)
     xb = np.stack([b.vo.values, b.d.values], axis=1)
 

@@ -54,7 +54,7 @@ def bench_downscale(n: int = 1000, chunk: int = 50, repeat: int = 2) -> dict:
     """Fields/s of the accessor (numpy, dask) and of the bare batched model."""
     warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
     m = xatmodist.load_model("downscale-swe-vd-x4")
-    net, f = m.module, m.card["factor"]
+    net, f = m.module, m.card.factor
     batch = BARE_FIELDS_PER_PASS
     coarse = _coarse(n)
     x = np.stack([coarse.vo.values, coarse.d.values], axis=1)
@@ -93,7 +93,7 @@ def bench_inpaint(n: int = 1000, chunk: int = 50, repeat: int = 2, size: int = 1
     gappy = truth.where(~truth.vo.copy(data=mask))
     x = np.stack([gappy.vo.values, gappy.d.values], axis=1)
     halo = 16
-    hx = max(halo, int(np.ceil(2 * m.card["max_hole_radius"])))
+    hx = max(halo, int(np.ceil(2 * m.card.max_hole_radius)))
 
     def bare():
         z = np.where(mask[:, None], 0.0, x).astype(np.float32)

@@ -244,7 +244,7 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
 
     model = xatmodist.load_model()
     net = _encoder(str(model.path), jit=xatmodist.get_options()["jit"])
-    patch, channels = model.card["patch_size"], net.normaliser.mean_in.numel()
+    patch, channels = model.card.patch_size, net.normaliser.mean_in.numel()
     flops = encoder_flops(fused_for_inference(model.module), patch, channels)
     x = torch.randn(batch, channels, patch, patch) * net.normaliser.std_in.view(1, -1, 1, 1)
     a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
@@ -317,7 +317,7 @@ def bench_lpips(n: int = 100, repeat: int = 2, models=None) -> dict:
                 [net(xa[i : i + batch], xb[i : i + batch]).flatten() for i in range(0, n, batch)]
             )
 
-    models = list(models or xatmodist.list_models(task="encoder"))
+    models = list(models or xatmodist.model_names(task="encoder"))
     default = xatmodist.zoo.DEFAULT_ENCODER
 
     def run_learned(name):

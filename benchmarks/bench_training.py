@@ -67,7 +67,7 @@ def run(steps: int = 60, batch: int = 64, zarr: bool = False) -> dict:
         val_every=4,
         progress=False,
     )
-    pipeline = model.card["training"]["history"][0]["pairs_per_second"]
+    pipeline = model.card.training["history"][0]["pairs_per_second"]
     tmp.cleanup()
     return {
         "bare_pairs_per_s": bare,

@@ -39,9 +39,9 @@ MODELS = {
     "atmodist": "downscale-swe-vd-x4",
     # the adversarial twins: each fine-tuned from the model above with the GAN term
     "l2-gan": "downscale-swe-vd-x4-l2-gan",
-    "atmodist-gan": "downscale-swe-vd-x4-gan",
+    "atmodist-gan": "pretrained/superseded/downscale-swe-vd-x4-gan",  # superseded: by path
     # the encoder judges vorticity alone; the divergence encoder atmodist-swe-d divergence
-    "atmodist-vo-d": "downscale-swe-vd-x4-vo-d",
+    "atmodist-vo-d": "pretrained/superseded/downscale-swe-vd-x4-vo-d",
     "atmodist-vo-d-gan": "downscale-swe-vd-x4-vo-d-gan",
 }
 BAND = (17, 31)
@@ -149,7 +149,7 @@ def main() -> None:
     if args.update_cards:
         for key, name in MODELS.items():
             m = xatmodist.load_model(name)
-            m.card["metrics"]["heldout"] = {
+            m.card.metrics["heldout"] = {
                 "data": "16 held-out shallow_water runs (seeds 100000..100015), every 8th "
                 "step, 4x block-mean coarsened",
                 "command": "python -m benchmarks.eval_downscaling --update-cards",

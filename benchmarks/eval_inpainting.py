@@ -256,7 +256,7 @@ def main() -> None:
     if args.update_cards:
         for key, name in MODELS.items():
             m = xatmodist.load_model(name)
-            m.card["metrics"]["heldout"] = {
+            m.card.metrics["heldout"] = {
                 "data": "16 held-out shallow_water runs (seeds 100000..100015), every 8th "
                 "step; one square hole per field at a random position",
                 "command": "python -m benchmarks.eval_inpainting --update-cards",

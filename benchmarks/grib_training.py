@@ -49,7 +49,7 @@ def run() -> dict:
     out = {}
     for name, path in (("grib", grib), ("netcdf", tmp / "members.nc")):
         m = fit_encoder(open_data([str(path)], chunks={}), **kw)
-        out[name] = m.card["training"]["history"][-1]["pairs_per_second"]
+        out[name] = m.card.training["history"][-1]["pairs_per_second"]
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 

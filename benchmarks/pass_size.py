@@ -44,7 +44,7 @@ def run(encoders, seconds: float = 1.0) -> dict:
     out = {"torch_threads": torch.get_num_threads(), "encoders": {}, "fields": {}}
     for name in encoders:
         net = _encoder(name, True)
-        p = int(xatmodist.load_model(name).card["patch_size"])
+        p = int(xatmodist.load_model(name).card.patch_size)
         x = torch.from_numpy(rng.standard_normal((512, 2, p, p)).astype(np.float32) * 1e-5)
         out["encoders"][name] = {
             b: _rate(net.features, [x], b, seconds) for b in (8, 16, 32, 64, 128, 256)
@@ -70,7 +70,11 @@ def main() -> None:
     p.add_argument(
         "--encoders",
         nargs="+",
-        default=[xatmodist.zoo.DEFAULT_ENCODER, "atmodist-swe-vd-v4", "atmodist-swe-vd-fast"],
+        default=[
+            xatmodist.zoo.DEFAULT_ENCODER,
+            "pretrained/superseded/atmodist-swe-vd-v4",  # not installed: by its folder
+            "atmodist-swe-vd-fast",
+        ],
     )
     p.add_argument("--json", help="write the results as JSON")
     args = p.parse_args()

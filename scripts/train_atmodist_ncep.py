@@ -119,7 +119,7 @@ def evaluate(model, name: str) -> dict:
     years = first if first == last else f"{first}-{last}"
     metrics = evaluate_encoder(model, test, **EVAL)
     curve = xatmodist.lag_curve(test, model=model)
-    classes_h = np.asarray(model.card["lag_classes"]) / 3600.0
+    classes_h = np.asarray(model.card.lag_classes) / 3600.0
     held = {
         "data": f"{years} of the same series, never used in training",
         "command": f"python scripts/train_atmodist_ncep.py --model {name} --evaluate-only",
@@ -132,9 +132,9 @@ def evaluate(model, name: str) -> dict:
             "l2_monotonic": bool((np.diff(curve.l2.values) > 0).all()),
         },
     }
-    if model.card["lag_step_seconds"] < 86400:
+    if model.card.lag_step_seconds < 86400:
         held["diurnal"] = diurnal(metrics["confusion"], classes_h)
-    model.card["metrics"]["heldout"] = held
+    model.card.metrics["heldout"] = held
     return held
 
 
@@ -163,7 +163,7 @@ def main() -> None:
             data_description=DATA[args.model]["description"],
             **recipe,
         )
-        training = model.card["training"]
+        training = model.card.training
         training["command"] = f"python scripts/train_atmodist_ncep.py --model {args.model}"
         training["recipe"] = {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()}
         training["data_kind"] = "reanalysis"

@@ -43,7 +43,8 @@ more training runs, seeds 96..287, for v4);
 (2) ``xatmodist.train.fit_encoder`` on vorticity + divergence (resumable:
 rerun the same command after an interruption); (3) the held-out evaluation
 (``xatmodist.train.evaluate_encoder``, 8192 pairs of the 32 held-out runs) goes
-into the card, and the model is written to ``pretrained/<model>``.
+into the card, and the model is written to ``pretrained/<model>`` (a superseded
+model's to ``pretrained/superseded/<model>``).
 ``--evaluate-only`` re-measures a shipped model and rewrites its card's
 metrics alone (the weights are written back unchanged).
 """
@@ -132,7 +133,7 @@ RECIPES = {
 #: v5 fine-tuned on v4's 288 runs; its distance is the mean absolute feature difference
 RECIPES["atmodist-swe-vd-v6"] = {
     **RECIPES["atmodist-swe-vd-v5"],
-    "init": "atmodist-swe-vd-v5",
+    "init": "pretrained/superseded/atmodist-swe-vd-v5",  # not installed: by its folder
     "train_runs": 288,
     "lr": 3e-4,
     "seed": 6,
@@ -160,7 +161,7 @@ def main() -> None:
     recipe = dict(RECIPES[args.model])
     if args.epochs is not None:
         recipe["epochs"] = args.epochs
-    dest = args.dest or f"pretrained/{args.model}"
+    dest = args.dest or _default_dest(args.model)
     logging.basicConfig(level=logging.INFO)
     work = Path(args.workdir)
     n_runs = recipe.pop("train_runs", TRAIN["n_runs"])
@@ -203,16 +204,22 @@ def main() -> None:
                 f"seeds {TRAIN['seed']}..{TRAIN['seed'] + n_runs - 1}"
             ),
         )
-        history = model.card["training"]["history"]
+        history = model.card.training["history"]
         if args.stop_after is not None and len(history) < recipe["epochs"]:
             return  # a time-limited part of the run: rerun the command to continue
-        model.card["training"]["command"] = (
+        model.card.training["command"] = (
             f"python scripts/train_atmodist_swe_vd.py --model {args.model}"
         )
-        model.card["training"]["simulator"] = {**datasets.SIMULATOR_DEFAULTS, "step": step}
+        model.card.training["simulator"] = {**datasets.SIMULATOR_DEFAULTS, "step": step}
     metrics = evaluate(model, paths)
     model.save(dest)  # a loaded model saves its weights back byte for byte
     print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, indent=1))  # noqa: T201
+
+
+def _default_dest(model: str) -> str:
+    """``pretrained/<model>``, or ``pretrained/superseded/<model>`` for a superseded one."""
+    old = Path("pretrained") / "superseded" / model
+    return str(old) if old.is_dir() else f"pretrained/{model}"
 
 
 def simulate(
@@ -235,7 +242,7 @@ def evaluate(model, paths: dict[str, Path]) -> dict:
     metrics = evaluate_encoder(model, heldout, **EVAL)
     sets = HELDOUT_SETS.values()
     seeds = ", ".join(f"{kw['seed']}..{kw['seed'] + kw['n_runs'] - 1}" for kw in sets)
-    model.card["metrics"]["heldout"] = {
+    model.card.metrics["heldout"] = {
         "data": f"shallow_water seeds {seeds} ({sum(kw['n_runs'] for kw in sets)} runs x "
         f"{HELDOUT['n_steps']} steps), never used in training",
         "command": f"xatmodist evaluate encoder {model.name} "

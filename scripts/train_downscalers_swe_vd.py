@@ -133,7 +133,7 @@ def main() -> None:
         cmd += f" --epochs {args.epochs}"
     if args.lr is not None:
         cmd += f" --lr {args.lr:g}"
-    model.card["training"]["command"] = cmd
+    model.card.training["command"] = cmd
     model.save(Path(args.save_to) / name)
 
 

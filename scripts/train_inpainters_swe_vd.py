@@ -97,7 +97,7 @@ def main() -> None:
         cmd += f" --lr {args.lr:g}"
     if args.epochs != SETTINGS["epochs"]:
         cmd += f" --epochs {args.epochs}"
-    model.card["training"]["command"] = cmd
+    model.card.training["command"] = cmd
     model.save(Path(args.save_to) / name)
 
 

@@ -185,7 +185,7 @@ def test_options_batch_size_does_not_change_results(tiny_model, fields):
     xr.testing.assert_allclose(ref, got, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["atmodist-swe-vd-v3", "atmodist-swe-vd"])
+@pytest.mark.parametrize("name", ["atmodist-swe-vd-v6", "atmodist-swe-vd"])
 def test_jit_trunk_equals_the_eager_network(name):
     """set_options(jit=False) runs the eager network: same numbers up to float rounding."""
     import torch

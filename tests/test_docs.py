@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from xatmodist.cards import Card
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 HTML = DOCS / "_build" / "html"
@@ -80,12 +82,12 @@ def test_api_pages(name):
 
 @pytest.mark.parametrize("card_file", CARDS, ids=[c.parent.name for c in CARDS])
 def test_model_page_shows_the_card(card_file):
-    card = json.loads(card_file.read_text())
+    card = Card.from_dict(json.loads(card_file.read_text()))
     html = _page(f"generated/models/{card_file.parent.name}.html")
-    assert card["name"] in html
-    held = card.get("metrics", {}).get("heldout")
-    if held and card["task"] == "encoder":
+    assert card.name in html
+    held = card.heldout
+    if held and card.task == "encoder":
         assert f"{held['top1']:.3f}" in html
         assert f"{held['spearman_learned']:.3f}" in html
-    elif held and card["task"] == "downscaler":
+    elif held and card.task == "downscaler":
         assert "band spectral error" in html and "semivariogram error" in html

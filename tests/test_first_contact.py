@@ -72,7 +72,7 @@ def _values(x: xr.Dataset | xr.DataArray) -> np.ndarray:
 def unsaved(tiny_model):
     """What fit_encoder(...) returns without out=: a Model with no folder."""
     m = xatmodist.Model(card=copy.deepcopy(tiny_model.card), module=tiny_model.module)
-    m.card.pop("sha256", None)
+    m.card.sha256 = None
     assert m.path is None
     return m
 
@@ -105,7 +105,7 @@ def test_unsaved_model_works_eagerly_lazily_and_in_processes(fields, tiny_model,
     with dask.config.set(scheduler="processes", num_workers=2):
         np.testing.assert_array_equal(lazy.compute(), ref["distance"])
     assert unsaved.path is None, "the user's model is not changed"
-    assert "sha256" not in unsaved.card
+    assert unsaved.card.sha256 is None
     assert "not saved" in repr(unsaved)
 
 

@@ -223,14 +223,14 @@ def test_random_masks_respect_the_size_limit(seed):
 def test_fit_inpainter_resume_and_errors(truth, tmp_path):
     kw = dict(epochs=2, samples_per_epoch=16, batch_size=8, width=8, blocks=1, progress=False)
     full = fit_inpainter(truth, loss="atmodist", out=tmp_path / "a", **kw)
-    assert full.card["task"] == "inpainter" and full.card["max_hole_radius"] == 16
-    assert full.card["training"]["encoder"] == "atmodist-swe-vd"
+    assert full.card.task == "inpainter" and full.card.max_hole_radius == 16
+    assert full.card.training["encoder"] == "atmodist-swe-vd"
     fit_inpainter(truth, loss="atmodist", out=tmp_path / "b", stop_after=1, **kw)
     resumed = fit_inpainter(truth, loss="atmodist", out=tmp_path / "b", resume=True, **kw)
     for k, t in full.module.state_dict().items():
         assert np.array_equal(t.numpy(), resumed.module.state_dict()[k].numpy()), k
-    hist = [{k: r[k] for k in ("epoch", "loss")} for r in resumed.card["training"]["history"]]
-    assert hist == [{k: r[k] for k in ("epoch", "loss")} for r in full.card["training"]["history"]]
+    hist = [{k: r[k] for k in ("epoch", "loss")} for r in resumed.card.training["history"]]
+    assert hist == [{k: r[k] for k in ("epoch", "loss")} for r in full.card.training["history"]]
     loaded = xatmodist.load_model(tmp_path / "a" / "model")
     gappy, _ = _with_holes(truth, [(None, slice(10, 20), np.arange(10, 20))])
     with warnings.catch_warnings():
@@ -253,10 +253,10 @@ def test_fit_inpainter_balanced_variables(truth, tiny_model):
     kw = dict(epochs=1, samples_per_epoch=16, batch_size=8, width=8, blocks=1, progress=False)
     kw.update(encoder=tiny_model, patch_size=32, hole=(4, 12))
     bal = fit_inpainter(truth, balance_variables=True, **kw)
-    w = bal.card["training"]["variable_weights"]
+    w = bal.card.training["variable_weights"]
     assert set(w) == {"vo", "d"} and np.mean([1 / x for x in w.values()]) == pytest.approx(1.0)
     plain = fit_inpainter(truth, **kw)
-    assert plain.card["training"]["variable_weights"] is None
+    assert plain.card.training["variable_weights"] is None
     a, b = (m.module.state_dict()["tail.weight"].numpy() for m in (bal, plain))
     assert not np.allclose(a, b)
 
@@ -271,17 +271,17 @@ def test_fit_inpainter_extra_encoder_and_init(truth, tiny_model, tmp_path):
     kw.update(encoder=tiny_model, patch_size=32, hole=(4, 12))
     plain = fit_inpainter(truth, out=tmp_path / "plain", **kw)
     extra = fit_inpainter(truth, extra_encoders=[d_enc], **kw)
-    (rec,) = extra.card["training"]["extra_encoders"]
+    (rec,) = extra.card.training["extra_encoders"]
     assert rec["name"] == "tiny-d-encoder" and rec["variables"] == ["d"]
-    assert plain.card["training"]["extra_encoders"] == [] and plain.card["training"]["init"] is None
+    assert plain.card.training["extra_encoders"] == [] and plain.card.training["init"] is None
     vo_only = fit_inpainter(truth, variable_weights={"vo": 1.0, "d": 0.0}, **kw)
-    assert vo_only.card["training"]["variable_weights"] == {"vo": 1.0, "d": 0.0}
+    assert vo_only.card.training["variable_weights"] == {"vo": 1.0, "d": 0.0}
     a, b = (m.module.state_dict()["tail.weight"] for m in (plain, extra))
     assert not torch.equal(a, b)
     # init: start from plain's weights (one more epoch differs from a fresh start)
     start = xatmodist.load_model(tmp_path / "plain" / "model")
     tuned = fit_inpainter(truth, init=start, **kw)
-    assert tuned.card["training"]["init"] == {"name": start.name, "sha256": start.sha256}
+    assert tuned.card.training["init"] == {"name": start.name, "sha256": start.sha256}
     assert torch.equal(tuned.module.std, start.module.std)
     assert not torch.equal(tuned.module.state_dict()["tail.weight"], a)
     for bad, match in [

@@ -21,7 +21,16 @@ import torch
 
 import xatmodist
 from xatmodist import Model, ModelError, ModelNotFoundError, WeightsError, XatmodistError
-from xatmodist.zoo import CARD_FILE, WEIGHTS_FILE, list_models, load_model, model_dirs
+from xatmodist.cards import EncoderCard
+from xatmodist.zoo import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    format_models,
+    list_models,
+    load_model,
+    model_dirs,
+    model_names,
+)
 
 
 def _sha(path: Path) -> str:
@@ -65,8 +74,9 @@ def _state(model: Model) -> dict:
 
 
 def test_save_load_round_trip(tiny_model, tmp_path):
-    card = {k: v for k, v in copy.deepcopy(tiny_model.card).items() if k != "sha256"}
-    unsaved = Model(card=card, module=tiny_model.module)
+    card = {k: v for k, v in tiny_model.card.to_dict().items() if k != "sha256"}
+    unsaved = Model(card=card, module=tiny_model.module)  # a plain dict is parsed
+    assert isinstance(unsaved.card, EncoderCard)
     assert unsaved.sha256 is None and unsaved.path is None
     out = unsaved.save(tmp_path / "saved")
     assert out == tmp_path / "saved" and unsaved.path == out
@@ -84,7 +94,8 @@ def test_save_load_round_trip(tiny_model, tmp_path):
         assert fh.metadata()["name"] == "tiny-test-encoder"
 
     by_folder = load_model(out)
-    assert by_folder.card == on_disk
+    assert by_folder.card.to_dict() == on_disk
+    assert by_folder.card == unsaved.card
     assert by_folder.path == out.resolve()
     assert not by_folder.module.training
     assert not any(p.requires_grad for p in by_folder.module.parameters())
@@ -107,7 +118,7 @@ def test_load_is_cached_and_model_passes_through(tiny_model):
     assert load_model(tiny_model.path) is first
     assert load_model(str(tiny_model.path)) is first
     assert load_model(first) is first
-    unsaved = Model(card=dict(tiny_model.card), module=tiny_model.module)
+    unsaved = Model(card=copy.deepcopy(tiny_model.card), module=tiny_model.module)
     assert load_model(unsaved) is unsaved
 
 
@@ -123,7 +134,7 @@ def test_cache_sees_changed_files(fresh):
 
 def test_load_card_is_a_copy(fresh):
     m = load_model(fresh())
-    assert m.card["name"] == m.name == "tiny-test-encoder"
+    assert m.card.name == m.name == "tiny-test-encoder"
     assert m.variables[0]["name"] == "vo"
     assert len(m.sha256) == 64
 
@@ -148,8 +159,8 @@ def zoo_dir(tmp_path, tiny_model, monkeypatch):
     zoo = tmp_path / "zoo"
     shutil.copytree(tiny_model.path, zoo / "my-encoder")
     (zoo / "my-downscaler").mkdir()
-    card = copy.deepcopy(tiny_model.card)
-    card.update(name="my-downscaler", task="downscaler")
+    card = tiny_model.card.to_dict()
+    card.update(name="my-downscaler", task="downscaler", factor=4)
     _write_card(zoo / "my-downscaler", card)
     (zoo / "empty-folder").mkdir()
     (zoo / "README.txt").write_text("not a model")
@@ -166,21 +177,46 @@ def test_model_dirs_start_with_env(zoo_dir, tmp_path):
     assert dirs[0] == zoo_dir and dirs[1] == tmp_path / "other-zoo"
 
 
-def test_list_models_finds_env_folder(zoo_dir):
-    names = list_models()
+def test_model_names_finds_env_folder(zoo_dir):
+    names = model_names()
     for n in ("my-encoder", "my-downscaler", "second-encoder", "broken"):
         assert n in names
     assert "empty-folder" not in names and "README.txt" not in names
-    assert xatmodist.list_models is list_models
+    assert xatmodist.list_models is list_models and xatmodist.model_names is model_names
 
 
-def test_list_models_filters_by_task(zoo_dir):
-    enc = list_models(task="encoder")
+def test_model_names_filters_by_task(zoo_dir):
+    enc = model_names(task="encoder")
     assert "my-encoder" in enc and "second-encoder" in enc
     assert "my-downscaler" not in enc
     assert "broken" not in enc  # unreadable card: skipped when filtering
-    assert list_models(task="downscaler")[0] == "my-downscaler"  # env folders come first
-    assert "my-encoder" not in list_models(task="inpainter")
+    assert model_names(task="downscaler")[0] == "my-downscaler"  # env folders come first
+    assert "my-encoder" not in model_names(task="inpainter")
+
+
+def test_list_models_is_a_table(zoo_dir):
+    table = list_models()
+    assert list(table.columns) == ["task", "summary", "headline", "size_mb", "default"]
+    assert table.index.name == "name"
+    assert "broken" not in table.index  # an unreadable card is left out of the table
+    assert {"my-encoder", "second-encoder", "my-downscaler"} <= set(table.index)
+    assert list(table["task"]).index("downscaler") > list(table["task"]).index("encoder")
+    assert table["default"].sum() == 1 and table.index[0] == xatmodist.zoo.DEFAULT_ENCODER
+    row = table.loc["my-encoder"]
+    assert row["task"] == "encoder" and "vo, d" in row["summary"]
+    assert row["size_mb"] == pytest.approx(
+        (zoo_dir / "my-encoder" / WEIGHTS_FILE).stat().st_size / 1e6
+    )
+    down = list_models(task="downscaler")
+    assert "my-downscaler" in down.index and set(down["task"]) == {"downscaler"}
+    assert list_models(task="inpainter").empty is False  # the shipped inpainters
+
+
+def test_format_models_prints_the_table(zoo_dir):
+    text = format_models()
+    assert f"* {xatmodist.zoo.DEFAULT_ENCODER}" in text and "my-downscaler" in text
+    assert "held-out rho" in text and "MB" in text
+    assert "my-downscaler" not in format_models(task="encoder")
 
 
 def test_load_by_zoo_name(zoo_dir):
@@ -198,7 +234,7 @@ def test_unknown_name_lists_the_zoo(zoo_dir):
 
 def test_env_var_unset_is_fine(monkeypatch):
     monkeypatch.delenv("XATMODIST_MODELS", raising=False)
-    assert isinstance(list_models(), list)
+    assert isinstance(model_names(), list)
     monkeypatch.setenv("XATMODIST_MODELS", "/no/such/folder")
     assert Path("/no/such/folder") not in model_dirs()
 
@@ -481,7 +517,7 @@ def test_unpickle_in_a_fresh_cache_reloads(fresh, monkeypatch):
 def test_unsaved_model_pickles_as_a_private_copy(tiny_model):
     """A Model travels to a worker as a path; an unsaved one as a temporary copy's."""
     unsaved = Model(card=copy.deepcopy(tiny_model.card), module=tiny_model.module)
-    unsaved.card.pop("sha256")
+    unsaved.card.sha256 = None
     back = pickle.loads(pickle.dumps(unsaved))
     assert back.path is not None and "xatmodist-unsaved-" in str(back.path)
     assert back.sha256 is not None and unsaved.sha256 is None and unsaved.path is None

@@ -33,7 +33,7 @@ from .errors import (
 from .inpaint import inpaint
 from .lag import lag_curve, predict_lag
 from .options import get_options, set_options
-from .zoo import Model, list_models, load_model
+from .zoo import Model, format_models, list_models, load_model, model_names
 
 _register()
 
@@ -57,11 +57,13 @@ __all__ = [
     "distance",
     "downscale",
     "embed",
+    "format_models",
     "get_options",
     "inpaint",
     "lag_curve",
     "list_models",
     "load_model",
+    "model_names",
     "predict_lag",
     "set_options",
     "vorticity_divergence",

@@ -54,7 +54,7 @@ def prepare(
     """Resolve the model (of ``task``) and the variables and dims; validate; stack channels."""
     m = load_model(model, task=task)
     card = m.card
-    da = v.to_channels(obj, card["variables"], variables, channel_dim, keep_dtype=keep_dtype)
+    da = v.to_channels(obj, card.variable_dicts, variables, channel_dim, keep_dtype=keep_dtype)
     lat, lon = v.spatial_dims(da, spatial_dims)
     da = da.transpose(..., v.CHANNEL, lat, lon)
     v.check_core_chunks(da, [lat, lon])
@@ -62,24 +62,24 @@ def prepare(
     flipped = False
     if lat in da.coords and da.sizes[lat] > 1:
         descending = bool(da[lat].values[0] > da[lat].values[-1])
-        if descending != bool(card["grid"].get("lat_descending", True)):
+        if descending != card.grid.descending:
             da = da.isel({lat: slice(None, None, -1)})
             flipped = True
     if da.chunks is not None:
         da = da.chunk({v.CHANNEL: -1})  # our own stacking dim, never the user's
-    factor = int(card.get("factor", 1)) if card["task"] == "downscaler" else 1
+    factor = card.input_factor
     # smallest input the model takes: an encoder's patch; a downscaler is fully
     # convolutional (edges mirrored: 2 points); an inpainter's card says
-    if card["task"] == "downscaler":
-        patch = int(card.get("min_input_size", MIN_DOWNSCALER_INPUT))
+    if card.task == "downscaler":
+        patch = MIN_DOWNSCALER_INPUT
     else:
-        patch = int(card.get("min_input_size", card["patch_size"]))
+        patch = int(getattr(card, "min_input_size", None) or card.patch_size)
     nlat, nlon = da.sizes[lat], da.sizes[lon]
     wrap = v.is_global(da, lon)
     if nlat < patch or nlon < patch:
-        what = "works on patches of" if card["task"] == "encoder" else "needs fields of at least"
+        what = "works on patches of" if card.task == "encoder" else "needs fields of at least"
         raise GridError(
-            f"The field is {nlat} x {nlon} ({lat!r} x {lon!r}) but model {card['name']!r} "
+            f"The field is {nlat} x {nlon} ({lat!r} x {lon!r}) but model {card.name!r} "
             f"{what} {patch} x {patch} points. Use a larger domain (at least "
             f"{patch} points along each spatial dim) or a model with smaller patches "
             "(xatmodist.train.fit_encoder(patch_size=...) for your grid)."
@@ -114,7 +114,7 @@ def apply(
         "threads": opts["torch_threads"],
         **kwargs,
     }
-    if p0.model.card["task"] == "encoder":
+    if p0.model.task == "encoder":
         kwargs["jit"] = opts["jit"]
     arrays = [p.da for p in inputs]
     if len(arrays) > 1:
@@ -194,9 +194,9 @@ def relabel(
         out = out.isel({p.lat: slice(None, None, -1)})
     card = p.model.card
     if isinstance(a, xr.Dataset):
-        names = v.resolve_variables(a, card["variables"], variables, check_units=False)
+        names = v.resolve_variables(a, card.variable_dicts, variables, check_units=False)
         ds = out.to_dataset(dim=v.CHANNEL)
-        ds = ds.rename({w["name"]: n for w, n in zip(card["variables"], names, strict=True)})
+        ds = ds.rename(dict(zip(card.variable_names, names, strict=True)))
         for n in names:
             ds[n] = ds[n].transpose(*a[n].dims)
             ds[n].attrs = {**a[n].attrs, **attrs}
@@ -205,7 +205,7 @@ def relabel(
     dim = channel_dim if channel_dim is not None else v.CHANNEL
     if dim in a.dims:  # keep the caller's channel dim name and labels
         labels = v.resolve_variables(
-            a.to_dataset(dim=dim), card["variables"], variables, check_units=False
+            a.to_dataset(dim=dim), card.variable_dicts, variables, check_units=False
         )
         out = out.rename({v.CHANNEL: dim}).assign_coords({dim: labels})
     else:  # single-variable model

@@ -220,7 +220,7 @@ def _encoder(model: str, jit: bool = True):
         hit = _FUSED.get(key)
         if hit is None or hit[0] is not m:
             net = (
-                frozen_for_inference(m.module, int(m.card["patch_size"]))
+                frozen_for_inference(m.module, int(m.card.patch_size))
                 if jit
                 else fused_for_inference(m.module)
             )
@@ -497,7 +497,7 @@ def inpaint_kernel(
         return out.reshape(a.shape)
     idx = np.nonzero(need)[0]
     radius = hole_radius(holes[idx], wrap)
-    limit = float(m.card["max_hole_radius"])
+    limit = float(m.card.max_hole_radius)
     empty = np.isinf(radius)
     if empty.any():
         warn(

@@ -518,14 +518,12 @@ def check_grid(
     ``input_factor``: the input grid is this much coarser than the card's grid
     (downscalers record their output grid).
     """
-    grid = card.get("grid", {})
-    for got, key in ((dlat, "dlat"), (dlon, "dlon")):
-        ref = grid.get(key)
+    for got, key, ref in ((dlat, "dlat", card.grid.dlat), (dlon, "dlon", card.grid.dlon)):
         ref = ref * input_factor if ref else ref
         if ref and np.isfinite(got) and abs(got - ref) > tolerance * ref:
             warn(
                 f"Grid spacing {key}={got:.4g} deg differs from the {ref:.4g} deg that model "
-                f"{card.get('name')!r} was trained on by more than {tolerance:.0%}; results "
+                f"{card.name!r} was trained on by more than {tolerance:.0%}; results "
                 "are out of distribution. Regrid to the model's spacing or train a model for "
                 f"this grid (xatmodist.train).{_real_data_hint(card)}",
                 OutOfDistributionWarning,
@@ -535,7 +533,7 @@ def check_grid(
 
 def _real_data_hint(card: Mapping) -> str:
     """For a model not trained on reanalysis: the zoo's encoders that were, and the trainer."""
-    if card.get("training", {}).get("data_kind") == "reanalysis":
+    if card.data_kind == "reanalysis":
         return ""
     from .zoo import reanalysis_models
 
@@ -543,7 +541,7 @@ def _real_data_hint(card: Mapping) -> str:
     if not names:
         return ""
     return (
-        f" Model {card.get('name')!r} learned on a simulator; for real reanalysis the zoo has "
+        f" Model {card.name!r} learned on a simulator; for real reanalysis the zoo has "
         f"encoders trained on it: {names} (their cards say which variables and grids), or "
         "train one on your data with xatmodist.train.fit_encoder."
     )

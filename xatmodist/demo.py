@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import datasets
 from .lag import lag_curve, predict_lag
@@ -48,12 +47,11 @@ def run_demo(out: Path = Path("demo-output"), model=None) -> dict:
     from dask.diagnostics import ProgressBar
 
     t0 = time.perf_counter()
-    m = load_model(model)
+    m = load_model(model, task="encoder")
     ds = datasets.sample()[["vo", "d"]].chunk({"run": 1, "time": 10})
     print(
-        f"model {m.name}: {m.card['architecture']}, patch {m.card['patch_size']}, "
-        f"{len(m.card['lag_classes'])} lag classes of "
-        f"{pd.Timedelta(seconds=m.card['lag_step_seconds'])}"
+        f"model {m.name}: {m.card.architecture}, patch {m.card.patch_size}, "
+        f"{len(m.card.lag_classes)} lag classes of {m.card.lag_step}"
     )
     print(f"sample: {dict(ds.sizes)} (lazy, {ds.vo.data.npartitions} dask chunks per variable)")
 
@@ -69,7 +67,7 @@ def run_demo(out: Path = Path("demo-output"), model=None) -> dict:
     mean_p = pred.mean(("run", "time")).values
     guess = classes_h[pred.argmax("lag").values.ravel()]
     acc = float((guess == 12).mean())
-    within = float((np.abs(guess - 12) <= m.card["lag_step_seconds"] / 3600).mean())
+    within = float((np.abs(guess - 12) <= m.card.lag_step_seconds / 3600).mean())
     print(
         f"\nLag prediction for pairs 12 h apart ({guess.size} pairs): argmax = 12 h for "
         f"{acc:.0%}, within one class for {within:.0%}; mean probability per class:"

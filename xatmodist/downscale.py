@@ -77,10 +77,10 @@ def downscale(
         the input was dask-backed.  Fields with NaN give NaN.
     """
     m = load_model(DEFAULT_DOWNSCALER if model is None else model, task="downscaler")
-    if factor != m.card["factor"]:
+    if factor != m.card.factor:
         raise InputError(
-            f"factor={factor} but model {m.name!r} refines by {m.card['factor']}; "
-            f"pass factor={m.card['factor']} or choose another model."
+            f"factor={factor} but model {m.name!r} refines by {m.card.factor}; "
+            f"pass factor={m.card.factor} or choose another model."
         )
     p = prepare(a, m, variables, spatial_dims, channel_dim, task="downscaler")
     lat, lon = p.lat, p.lon

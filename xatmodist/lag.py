@@ -22,17 +22,9 @@ _OUTPUTS = ("probability", "expected", "argmax")
 _fmt = v.duration_text
 
 
-def _classes(card) -> pd.TimedeltaIndex:
-    return pd.to_timedelta(np.asarray(card["lag_classes"], dtype=np.float64), unit="s")
-
-
-def _model_step(card) -> pd.Timedelta:
-    return pd.Timedelta(seconds=float(card["lag_step_seconds"]))
-
-
 def _check_time_step(step: pd.Timedelta, model: Model) -> None:
     """Warn when the data are coarser in time than the lag step the model learned."""
-    model_step = _model_step(model.card)
+    model_step = model.card.lag_step
     if step > model_step:
         warn(
             f"The data's time step is {_fmt(step)} but model {model.name!r} learned lags in "
@@ -46,10 +38,10 @@ def _check_time_step(step: pd.Timedelta, model: Model) -> None:
 
 def _check_lag_class(lag: pd.Timedelta, step: pd.Timedelta, model: Model) -> None:
     """Warn when ``lag`` is not one of the model's lag classes (its answer is one of them)."""
-    classes = _classes(model.card)
+    classes = model.card.lag_classes_timedelta
     if lag in set(classes):
         return
-    model_step = _model_step(model.card)
+    model_step = model.card.lag_step
     note = ""
     if step != model_step:
         note = (
@@ -140,7 +132,7 @@ def predict_lag(
         _check_time_step(paired[1], pa.model)
         _check_lag_class(*paired, pa.model)
     v.check_same_grid(pa.da, pb.da, [pa.lat, pa.lon])
-    classes = _classes(pa.model.card)
+    classes = pa.model.card.lag_classes_timedelta
     prob = apply(
         lag_kernel, [pa, pb], out_core_dims=["lag"], output_sizes={"lag": len(classes)}
     ).assign_coords(lag=("lag", classes.values, {"long_name": "time lag"}))
@@ -209,7 +201,7 @@ def lag_curve(
     step = v.coord_time_step(a, dim)
     n = a.sizes[dim]
     if max_lag is None:
-        max_lag = pd.Timedelta(seconds=float(m.card["lag_classes"][-1]))
+        max_lag = m.card.max_lag
         if max_lag >= n * step:
             raise InputError(
                 f"The model's longest lag, {_fmt(max_lag)}, is {int(max_lag / step)} steps of "

@@ -1,9 +1,12 @@
 """Model zoo: pretrained models shipped in ``pretrained/``, their cards, loading.
 
 A model is a folder with ``card.json`` (everything needed to rebuild and use
-the network) and ``weights.safetensors`` (no pickle: loading never executes
-code).  The card holds the sha256 of the weights, checked on every load.
-Nothing is ever downloaded.
+the network; read into a typed card, :mod:`xatmodist.cards`) and
+``weights.safetensors`` (no pickle: loading never executes code).  The card
+holds the sha256 of the weights, checked on every load.  Nothing is ever
+downloaded.  The package ships a curated zoo; superseded models stay in
+``pretrained/superseded/`` of a source checkout (not installed, not listed),
+loadable by folder or with ``XATMODIST_MODELS``.
 """
 
 from __future__ import annotations
@@ -20,29 +23,33 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .cards import TASKS, Card
 from .errors import ModelError, ModelNotFoundError, WeightsError
 
 __all__ = [
     "Model",
+    "format_models",
     "list_models",
     "load_model",
     "model_dirs",
+    "model_names",
     "require_task",
     "DEFAULT_ENCODER",
 ]
 
 log = logging.getLogger(__name__)
 
-#: the encoder used when none is named: no zoo encoder's distance orders held-out
-#: lags clearly better (every card's Spearman rho lies within this one's bootstrap
-#: 95% interval; tests/test_pretrained.py checks it).  v6's l1 distance orders them
-#: better than v4's interval allows, at half v4's speed per field; the fast
-#: encoders are there for speed
+#: the encoder used when none is named, and the one name of it: no zoo encoder's
+#: distance, shipped or superseded, orders held-out lags clearly better (every
+#: card's Spearman rho lies within this one's bootstrap 95% interval;
+#: tests/test_pretrained.py checks it).  v6's l1 distance orders them better than
+#: the superseded v4's interval allows, at half v4's speed per field;
+#: atmodist-swe-vd-fast is there for speed
 DEFAULT_ENCODER = "atmodist-swe-vd-v6"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "weights.safetensors"
-TASKS = ("encoder", "downscaler", "inpainter")
-_REQUIRED = ("name", "task", "architecture", "args", "variables", "grid", "patch_size")
+#: models kept for their numbers, not installed: ``pretrained/superseded/`` of a checkout
+SUPERSEDED = "superseded"
 
 
 def model_dirs() -> list[Path]:
@@ -58,22 +65,80 @@ def model_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def list_models(task: str | None = None) -> list[str]:
+def model_names(task: str | None = None) -> list[str]:
     """Names of the models in the zoo, optionally only those of one ``task``.
 
     Examples
     --------
-    >>> "atmodist-swe-vd" in xatmodist.list_models()
+    >>> "atmodist-swe-vd" in xatmodist.model_names()
     True
     """
     return [name for name, _ in _zoo_cards(task)]
 
 
-def _zoo_cards(task: str | None = None):
+def list_models(task: str | None = None):
+    """The zoo as a table: one row per model (of ``task``), the default encoder first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by model name, with columns ``task``, ``summary`` (one line),
+        ``headline`` (the main held-out metric), ``size_mb`` (of the weights)
+        and ``default`` (True for :data:`DEFAULT_ENCODER`); rows by task
+        (encoders, downscalers, inpainters), the default first.  For the names
+        alone use :func:`model_names`; print it with :func:`format_models`.
+
+    Examples
+    --------
+    >>> table = xatmodist.list_models(task="encoder")
+    >>> table.index[0] == xatmodist.zoo.DEFAULT_ENCODER
+    True
+    """
+    import pandas as pd
+
+    rows = [
+        {
+            "name": name,
+            "task": card.task,
+            "summary": card.summary,
+            "headline": card.headline,
+            "size_mb": card.size_mb,
+            "default": name == DEFAULT_ENCODER,
+        }
+        for name, card in _zoo_cards(task, read=True)
+    ]
+    columns = ["name", "task", "summary", "headline", "size_mb", "default"]
+    table = pd.DataFrame(rows, columns=columns)
+    rank = table["task"].map({t: i for i, t in enumerate(TASKS)})
+    table = table.assign(_rank=rank, _first=~table["default"])
+    table = table.sort_values(["_rank", "_first", "name"], kind="stable")
+    return table.drop(columns=["_rank", "_first"]).set_index("name")
+
+
+def format_models(task: str | None = None) -> str:
+    """The zoo (of ``task``) as a text table, the default encoder marked with ``*``."""
+    table = list_models(task)
+    if table.empty:
+        return "No models found" + (f" of task {task!r}." if task else ".")
+    lines = []
+    for name, row in table.iterrows():
+        size = "" if row["size_mb"] != row["size_mb"] else f"{row['size_mb']:.1f} MB"
+        mark = "*" if row["default"] else " "
+        lines.append((f"{mark} {name}", row["task"], size, row["summary"], row["headline"]))
+    widths = [max(len(str(r[i])) for r in lines) for i in range(4)]
+    out = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r[:4], widths, strict=False)).rstrip()
+        + (f"\n      {r[4]}" if r[4] else "")
+        for r in lines
+    ]
+    return "\n".join(out + [f"* default encoder ({DEFAULT_ENCODER})"])
+
+
+def _zoo_cards(task: str | None = None, *, read: bool = False):
     """(name, card) of each zoo model (of ``task``), first folder first; cards read once.
 
-    Without ``task`` the card is not read (None); unreadable cards are skipped
-    when it is.
+    Without ``task`` or ``read`` the card is not read (None); invalid cards are
+    skipped when it is.
     """
     seen: set[str] = set()
     for d in model_dirs():
@@ -82,24 +147,20 @@ def _zoo_cards(task: str | None = None):
             if sub.name in seen or not path.is_file():
                 continue
             card = None
-            if task is not None:
+            if task is not None or read:
                 try:
-                    card = json.loads(path.read_text())
-                except (OSError, ValueError):
+                    card = Card.from_dict(json.loads(path.read_text()), str(path))
+                except (OSError, ValueError, ModelError):
                     continue
-                if card.get("task") != task:
+                if task is not None and card.task != task:
                     continue
             seen.add(sub.name)
             yield sub.name, card
 
 
 def reanalysis_models(task: str = "encoder") -> list[str]:
-    """Zoo models of ``task`` trained on real reanalysis (card ``training.data_kind``)."""
-    return [
-        name
-        for name, card in _zoo_cards(task)
-        if card.get("training", {}).get("data_kind") == "reanalysis"
-    ]
+    """Zoo models of ``task`` trained on real reanalysis (:attr:`Card.data_kind`)."""
+    return [name for name, card in _zoo_cards(task) if card.data_kind == "reanalysis"]
 
 
 def _sha256(path: Path) -> str:
@@ -110,95 +171,51 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def validate_card(card: Any, source: str = "card") -> dict:
-    """Check a card's structure; return it or raise :class:`ModelError`."""
-    if not isinstance(card, dict):
-        raise ModelError(f"{source}: expected a JSON object, got {type(card).__name__}.")
-    missing = [k for k in _REQUIRED if k not in card]
-    if missing:
-        raise ModelError(
-            f"{source}: missing required keys {missing}; a card needs {list(_REQUIRED)}. "
-            "Regenerate it with Model.save()."
-        )
-    if card["task"] not in TASKS:
-        raise ModelError(f"{source}: task must be one of {TASKS}, got {card['task']!r}.")
-    from .nn import ARCHITECTURES
-
-    if not isinstance(card["architecture"], str) or card["architecture"] not in ARCHITECTURES:
-        raise ModelError(
-            f"{source}: unknown architecture {card['architecture']!r}; "
-            f"this version of xatmodist knows {sorted(ARCHITECTURES)}. "
-            "Upgrade xatmodist or use a model made for this version."
-        )
-    if not isinstance(card["args"], dict):
-        raise ModelError(f"{source}: 'args' must be an object, got {card['args']!r}.")
-    vs = card["variables"]
-    if (
-        not isinstance(vs, list)
-        or not vs
-        or not all(isinstance(v, dict) and "name" in v for v in vs)
-    ):
-        raise ModelError(
-            f"{source}: 'variables' must be a non-empty list of {{name, standard_name, units}}; "
-            f"got {vs!r}."
-        )
-    ps = card["patch_size"]
-    if not isinstance(ps, int) or isinstance(ps, bool) or ps < 1:
-        raise ModelError(
-            f"{source}: 'patch_size' must be a positive int, got {ps!r}. "
-            "Regenerate the card with Model.save()."
-        )
-    grid = card["grid"]
-    if not isinstance(grid, dict) or not {"dlat", "dlon"} <= set(grid):
-        raise ModelError(f"{source}: 'grid' needs at least dlat and dlon; got {grid!r}.")
-    if card["task"] == "encoder":
-        for k in ("lag_step_seconds", "lag_classes"):
-            if k not in card:
-                raise ModelError(f"{source}: an encoder card needs {k!r}.")
-    if card["task"] == "downscaler" and not isinstance(card.get("factor"), int):
-        raise ModelError(f"{source}: a downscaler card needs an integer 'factor'.")
-    if card["task"] == "inpainter":
-        r = card.get("max_hole_radius")
-        if isinstance(r, bool) or not isinstance(r, int | float) or not r > 0:
-            raise ModelError(
-                f"{source}: an inpainter card needs a positive number 'max_hole_radius' "
-                f"(grid cells); got {r!r}."
-            )
-    return card
-
-
 @dataclass
 class Model:
     """A network with its card.
 
     Attributes
     ----------
-    card : dict
-        The model card (see ``pretrained/*/card.json``).
+    card : Card
+        The typed model card (:class:`~xatmodist.cards.EncoderCard`,
+        :class:`~xatmodist.cards.DownscalerCard` or
+        :class:`~xatmodist.cards.InpainterCard`; see ``pretrained/*/card.json``).
+        A plain dict passed here is validated with
+        :meth:`Card.from_dict <xatmodist.cards.Card.from_dict>`.
     module : torch.nn.Module
         The network, in eval mode.
     path : Path or None
         Folder it was loaded from.
     """
 
-    card: dict
+    card: Card
     module: Any
     path: Path | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.card, Card):
+            self.card = Card.from_dict(self.card, "Model(card=...)")
 
     @property
     def name(self) -> str:
         """The model's name."""
-        return self.card["name"]
+        return self.card.name
+
+    @property
+    def task(self) -> str:
+        """``"encoder"``, ``"downscaler"`` or ``"inpainter"``."""
+        return self.card.task
 
     @property
     def sha256(self) -> str | None:
         """sha256 of the weights file (None before the first save)."""
-        return self.card.get("sha256")
+        return self.card.sha256
 
     @property
     def variables(self) -> list[dict]:
-        """The input variables as ``{name, standard_name, units}``."""
-        return self.card["variables"]
+        """The input variables as ``{name, standard_name, units}`` dicts."""
+        return self.card.variable_dicts
 
     def save(self, path: str | Path) -> Path:
         """Write ``weights.safetensors`` and ``card.json`` (with sha256) to a folder."""
@@ -210,13 +227,12 @@ class Model:
         weights = path / WEIGHTS_FILE
         fd, tmp = tempfile.mkstemp(dir=path, suffix=".tmp")
         os.close(fd)
-        save_file(state, tmp, metadata={"name": self.card["name"]})
+        save_file(state, tmp, metadata={"name": self.card.name})
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600; models are shared on clusters
         os.replace(tmp, weights)
-        self.card["sha256"] = _sha256(weights)
-        self.card["weights_bytes"] = weights.stat().st_size
-        text = json.dumps(self.card, indent=2, sort_keys=False) + "\n"
-        (path / CARD_FILE).write_text(text)
+        self.card.sha256 = _sha256(weights)
+        self.card.weights_bytes = weights.stat().st_size
+        (path / CARD_FILE).write_text(self.card.to_json())
         self.path = path
         return path
 
@@ -246,18 +262,17 @@ class Model:
     def summary(self) -> str:
         """One line: name, task, variables with units, grid, patch size, headline metric."""
         c = self.card
-        names = ", ".join(f"{v['name']} [{v.get('units') or '?'}]" for v in c["variables"])
-        grid = c.get("grid", {})
+        names = ", ".join(f"{v.name} [{v.units or '?'}]" for v in c.variables)
         parts = [
-            f"{c['name']!r}",
-            c["task"],
+            f"{c.name!r}",
+            c.task,
             f"variables {names}",
-            f"grid {grid['dlat']:.4g} x {grid['dlon']:.4g} deg",
-            f"patch {c['patch_size']}",
+            f"grid {c.grid.dlat:.4g} x {c.grid.dlon:.4g} deg",
+            f"patch {c.patch_size}",
         ]
-        if c["task"] == "downscaler":
-            parts.insert(2, f"x{c.get('factor')}")
-        headline = _headline(c)
+        if c.task == "downscaler":
+            parts.insert(2, f"x{c.input_factor}")
+        headline = c.headline
         if headline:
             parts.append(headline)
         if self.path is None:
@@ -268,23 +283,14 @@ class Model:
         other = load_model(state["path"])
         self.__dict__.update(other.__dict__)
 
+    def _repr_markdown_(self) -> str:
+        """The model's page (as in the documentation), for Jupyter."""
+        from ._render import render_card
 
-def _headline(card: dict) -> str:
-    """The card's main held-out number, as a short phrase ('' if it has none)."""
-    held = card.get("metrics", {}).get("heldout", {})
-    if card["task"] == "encoder" and "spearman_learned" in held:
-        top1 = held.get("top1", float("nan"))
-        return f"held-out rho {held['spearman_learned']:.3f} (top-1 {top1:.3f})"
-    mine = held.get("this_model", {})
-    if card["task"] == "inpainter" and mine:  # by hole size: the smallest first
-        size = sorted(mine)[0]
-        mine = {**mine[size], "holes": size}
-    first = card["variables"][0]["name"]
-    scores = mine.get(first, {})
-    if "rmse" in scores:
-        where = f", {mine['holes']} holes" if "holes" in mine else ""
-        return f"held-out {first} RMSE {scores['rmse']:.3f}{where}"
-    return ""
+        return render_card(self.card, self._folder_text())
+
+    def _folder_text(self) -> str:
+        return str(self.path) if self.path is not None else "(not saved)"
 
 
 #: prefix of the private folders that hold models never saved (Model.reference)
@@ -321,8 +327,20 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
             "folder (or the saved model)."
         )
     raise ModelNotFoundError(
-        f"No model {str(name_or_path)!r}: expected one of {list_models()} or a folder holding "
+        f"No model {str(name_or_path)!r}: expected one of {model_names()} or a folder holding "
         f"{CARD_FILE} and {WEIGHTS_FILE}. Check the name with xatmodist.list_models()."
+        f"{_superseded_hint(name_or_path)}"
+    )
+
+
+def _superseded_hint(name) -> str:
+    """Where a superseded model of that name lies (not installed; in a source checkout)."""
+    folder = Path(__file__).resolve().parent.parent / "pretrained" / SUPERSEDED / str(name)
+    if not (folder / CARD_FILE).is_file():
+        return ""
+    return (
+        f" {str(name)!r} was superseded and is not installed; load it from its folder "
+        f"({folder}) or with XATMODIST_MODELS={folder.parent}."
     )
 
 
@@ -375,13 +393,13 @@ def require_task(model: Model, task: str, role: str | None = None, purpose: str 
     ``role`` names the argument the model came in (``"init"``: the message
     reads ``init='...' is a downscaler``), ``purpose`` what needs the task.
     """
-    got = model.card["task"]
+    got = model.card.task
     if got == task:
         return
     who = f"{role}={model.name!r}" if role else f"Model {model.name!r}"
     raise ModelError(
         f"{who} is {_article(got)} {got}, but {purpose} needs {_article(task)} {task}. The "
-        f"zoo's {task}s are {list_models(task=task)}; pass one of those (or a folder holding "
+        f"zoo's {task}s are {model_names(task=task)}; pass one of those (or a folder holding "
         "one)."
     )
 
@@ -425,9 +443,9 @@ def _load_uncached(path: Path) -> Model:
         card = json.loads((path / CARD_FILE).read_text())
     except ValueError as err:
         raise ModelError(f"{path / CARD_FILE}: not valid JSON ({err}).") from err
-    validate_card(card, str(path / CARD_FILE))
+    card = Card.from_dict(card, str(path / CARD_FILE))
     weights = path / WEIGHTS_FILE
-    expected = card.get("sha256")
+    expected = card.sha256
     actual = _sha256(weights)
     if not isinstance(expected, str):
         raise WeightsError(
@@ -448,18 +466,18 @@ def _load_uncached(path: Path) -> Model:
             "it is truncated or in another format (pickle checkpoints are not loaded). "
             "Restore it or re-save the model with Model.save()."
         ) from err
-    n_in = card["args"].get("in_channels")
-    if n_in is not None and n_in != len(card["variables"]):
+    n_in = card.args.get("in_channels")
+    if n_in is not None and n_in != len(card.variables):
         raise ModelError(
             f"{path / CARD_FILE}: the network takes in_channels={n_in!r} but the card lists "
-            f"{len(card['variables'])} variables {[v['name'] for v in card['variables']]!r}; "
+            f"{len(card.variables)} variables {card.variable_names!r}; "
             "they must agree. Fix the card or re-save the model."
         )
     try:
-        module = build(card["architecture"], card["args"])
+        module = build(card.architecture, card.args)
     except (TypeError, ValueError, IndexError, KeyError, RuntimeError) as err:
         raise ModelError(
-            f"{path / CARD_FILE}: args {card['args']!r} do not fit {card['architecture']} "
+            f"{path / CARD_FILE}: args {card.args!r} do not fit {card.architecture} "
             f"({type(err).__name__}: {err}). Fix the card's args or re-save the model."
         ) from err
     try:
@@ -467,12 +485,12 @@ def _load_uncached(path: Path) -> Model:
     except RuntimeError as err:
         detail = " ".join(line.strip() for line in str(err).splitlines()[:2])
         raise WeightsError(
-            f"{weights}: tensors do not fit {card['architecture']}({card['args']}): "
+            f"{weights}: tensors do not fit {card.architecture}({card.args}): "
             f"{detail[:400]}. The card's args must be those the weights were saved with; "
             "restore the card or re-save the model."
         ) from err
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
-    log.debug("loaded model %s from %s", card["name"], path)
-    return Model(card=copy.deepcopy(card), module=module, path=path)
+    log.debug("loaded model %s from %s", card.name, path)
+    return Model(card=card, module=module, path=path)
