@@ -42,10 +42,10 @@ def test_fit_downscaler_both_losses(hr, tiny_model, tmp_path):
     m = fit_downscaler(
         hr, content_loss="atmodist", encoder=tiny_model, l2_weight=0.1, out=tmp_path, **SMALL
     )
-    assert m.card["task"] == "downscaler" and m.card["factor"] == 4
-    assert m.card["training"]["encoder"] == "tiny-test-encoder"
+    assert m.card.task == "downscaler" and m.card.factor == 4
+    assert m.card.training["encoder"] == "tiny-test-encoder"
     assert (tmp_path / "checkpoint.pt").is_file()
-    assert xatmodist.load_model(tmp_path / "model").card["grid"]["nlat"] == 64
+    assert xatmodist.load_model(tmp_path / "model").card.grid.nlat == 64
 
 
 def test_downscale_grid_type_and_attrs(hr, l2_model):
@@ -122,7 +122,7 @@ def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
     assert float(mixed[:, 0].abs().sum()) == 0 and bool((mixed[:, 1] == 1).all())
     kw = {**SMALL, "seed": 5}
     m = fit_downscaler(hr, encoder=tiny_model, balance_variables=True, out=tmp_path, **kw)
-    w = m.card["training"]["variable_weights"]
+    w = m.card.training["variable_weights"]
     assert set(w) == {"vo", "d"} and all(x > 0 for x in w.values())
     # w_k = mean(D) / D_k for the bicubic distances D_k: reproducible, and 1/w averages to 1
     src = FieldSource(hr, None, None, None)
@@ -132,7 +132,7 @@ def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
     np.testing.assert_allclose(again, [w["vo"], w["d"]], rtol=1e-6)
     assert np.mean([1 / x for x in again]) == pytest.approx(1.0)
     plain = fit_downscaler(hr, encoder=tiny_model, **kw)
-    assert plain.card["training"]["variable_weights"] is None
+    assert plain.card.training["variable_weights"] is None
     assert not np.allclose(
         plain.module.state_dict()["head.weight"].numpy(),
         m.module.state_dict()["head.weight"].numpy(),
@@ -142,7 +142,7 @@ def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
 def test_resize_convolution_upsampling_trains_and_resumes(hr, tmp_path):
     kw = {**SMALL, "epochs": 2, "upsample": "resize"}
     full = fit_downscaler(hr, content_loss="l2", out=tmp_path / "a", **kw)
-    assert full.card["args"]["upsample"] == "resize"
+    assert full.card.args["upsample"] == "resize"
     fit_downscaler(hr, content_loss="l2", out=tmp_path / "b", stop_after=1, **kw)
     resumed = fit_downscaler(hr, content_loss="l2", out=tmp_path / "b", resume=True, **kw)
     for k, t in full.module.state_dict().items():
@@ -180,10 +180,10 @@ def test_adversarial_fine_tuning_from_init_resumes_exactly(hr, l2_model, tmp_pat
     kw = {**SMALL, "epochs": 2, "content_loss": "l2", "adversarial": True, "init": l2_model}
     kw["adversarial_weight"] = 0.5  # large, so one epoch visibly moves the weights
     full = fit_downscaler(hr, out=tmp_path / "a", **kw)
-    adv = full.card["training"]["adversarial"]
+    adv = full.card.training["adversarial"]
     assert adv["weight"] == 0.5 and adv["discriminator"]["architecture"] == "PatchDiscriminator"
-    assert full.card["training"]["init"] == {"name": l2_model.name, "sha256": l2_model.sha256}
-    hist = full.card["training"]["history"]
+    assert full.card.training["init"] == {"name": l2_model.name, "sha256": l2_model.sha256}
+    hist = full.card.training["history"]
     assert len(hist) == 2 and all(0 < h["disc_real"] < 1 and 0 < h["disc_fake"] < 1 for h in hist)
     # the discriminator is not part of the saved downscaler
     assert not any("disc" in k for k in full.module.state_dict())
@@ -194,7 +194,7 @@ def test_adversarial_fine_tuning_from_init_resumes_exactly(hr, l2_model, tmp_pat
     assert not np.allclose(got["head.weight"].numpy(), start["head.weight"].numpy())
     # the same run without the GAN term ends elsewhere
     plain = fit_downscaler(hr, **{**kw, "adversarial": False})
-    assert plain.card["training"]["adversarial"] is None
+    assert plain.card.training["adversarial"] is None
     assert not np.allclose(plain.module.state_dict()["head.weight"].numpy(), got["head.weight"])
     # stop after one epoch, resume: bitwise the uninterrupted run (discriminator restored)
     fit_downscaler(hr, out=tmp_path / "b", stop_after=1, **kw)
@@ -238,11 +238,11 @@ def test_extra_encoder_adds_its_distance_on_its_own_variables(hr, tiny_model, d_
     # the data's divergence is found by standard_name under another name
     renamed = hr.rename({"d": "div"})
     m = fit_downscaler(renamed, encoder=tiny_model, extra_encoders=[d_encoder], out=tmp_path, **kw)
-    (rec,) = m.card["training"]["extra_encoders"]
+    (rec,) = m.card.training["extra_encoders"]
     assert rec["name"] == "tiny-d-encoder" and rec["variables"] == ["div"]
     assert rec["sha256"] == d_encoder.sha256 and rec["alpha"] == float(d_encoder.module.alpha)
     plain = fit_downscaler(renamed, encoder=tiny_model, **kw)
-    assert plain.card["training"]["extra_encoders"] == []
+    assert plain.card.training["extra_encoders"] == []
     assert not torch.equal(
         plain.module.state_dict()["head.weight"], m.module.state_dict()["head.weight"]
     )
@@ -277,7 +277,7 @@ def test_given_variable_weights(hr, tiny_model, tmp_path):
 
     kw = {**SMALL, "seed": 4}
     m = fit_downscaler(hr, encoder=tiny_model, variable_weights={"d": 0.0, "vo": 1.0}, **kw)
-    assert m.card["training"]["variable_weights"] == {"vo": 1.0, "d": 0.0}
+    assert m.card.training["variable_weights"] == {"vo": 1.0, "d": 0.0}
     plain = fit_downscaler(hr, encoder=tiny_model, **kw)
     assert not torch.equal(
         m.module.state_dict()["head.weight"], plain.module.state_dict()["head.weight"]
