@@ -114,7 +114,7 @@ def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
     import torch.nn.functional as F
 
     from xatmodist.train._source import FieldSource
-    from xatmodist.train._supervised import measured_weights, swap_variable
+    from xatmodist.train._content import measured_weights, swap_variable
     from xatmodist.train.downscaler import _feature_distance, coarsen
 
     truth, pred = torch.zeros(2, 2, 4, 4), torch.ones(2, 2, 4, 4)
@@ -232,7 +232,7 @@ def test_extra_encoder_adds_its_distance_on_its_own_variables(hr, tiny_model, d_
     import torch
 
     from xatmodist.train._source import FieldSource
-    from xatmodist.train._supervised import load_extra_encoders
+    from xatmodist.train._content import load_extra_encoders
 
     kw = {**SMALL, "seed": 2}
     # the data's divergence is found by standard_name under another name
@@ -272,7 +272,7 @@ def test_extra_encoder_errors(hr, tiny_model, d_encoder, l2_model, tmp_path):
 def test_given_variable_weights(hr, tiny_model, tmp_path):
     import torch
 
-    from xatmodist.train._supervised import balanced_distance
+    from xatmodist.train._content import balanced_distance
     from xatmodist.train.downscaler import _feature_distance
 
     kw = {**SMALL, "seed": 4}

@@ -50,10 +50,10 @@ def test_fit_encoder_runs_and_saves(tmp_path):
     ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
     m = fit_encoder(ds, epochs=2, seed=0, out=tmp_path, name="t", **SMALL)
     card = m.card
-    assert card["lag_classes"] == [10800.0, 21600.0, 32400.0]
-    assert card["variables"][0]["standard_name"] == "atmosphere_relative_vorticity"
-    assert card["normalisation"]["log_variables"] == ["vo", "d"]
-    assert card["distance"]["alpha"] > 0
+    assert card.lag_classes == [10800.0, 21600.0, 32400.0]
+    assert card.variables[0].standard_name == "atmosphere_relative_vorticity"
+    assert card.normalisation["log_variables"] == ["vo", "d"]
+    assert card.distance["alpha"] > 0
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     loaded = xatmodist.load_model(tmp_path / "model")
@@ -107,9 +107,9 @@ def test_trains_on_real_erainterim_daily(shared_data):
         val_pairs=64,
         progress=False,
     )
-    assert m.card["lag_step_seconds"] == 86400.0 and len(m.card["lag_classes"]) == 4
-    assert m.card["normalisation"]["log_variables"] == []
-    assert m.card["grid"]["dlat"] == pytest.approx(2.5)
+    assert m.card.lag_step_seconds == 86400.0 and len(m.card.lag_classes) == 4
+    assert m.card.normalisation["log_variables"] == []
+    assert m.card.grid.dlat == pytest.approx(2.5)
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_short_schedules_train(steps):
     ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=8)
     args = {**SMALL, "pairs_per_epoch": 32 * steps, "val_pairs": 32}
     m = fit_encoder(ds, epochs=1, seed=0, **args)
-    assert m.card["training"]["history"][0]["epoch"] == 1
+    assert m.card.training["history"][0]["epoch"] == 1
 
 
 def test_rank_loss_orders_distances_by_lag():
@@ -233,9 +233,9 @@ def test_rank_loss_orders_distances_by_lag():
 def test_rank_weight_and_patchify_stem_train(tmp_path):
     ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
     m = fit_encoder(ds, epochs=1, seed=0, stem_stride=2, rank_weight=1.0, **SMALL)
-    assert m.card["args"]["stem_stride"] == 2 and m.card["training"]["rank_weight"] == 1.0
-    assert m.card["feature_reduction"] == 4 and "RankNet" in m.card["training"]["loss"]
-    assert -1 <= m.card["metrics"]["validation"]["val_spearman_distance"] <= 1
+    assert m.card.args["stem_stride"] == 2 and m.card.training["rank_weight"] == 1.0
+    assert m.card.feature_reduction == 4 and "RankNet" in m.card.training["loss"]
+    assert -1 <= m.card.metrics["validation"]["val_spearman_distance"] <= 1
     m.save(tmp_path / "m")
     loaded = xatmodist.load_model(tmp_path / "m")
     assert loaded.module.encoder.reduction == 4
@@ -243,7 +243,7 @@ def test_rank_weight_and_patchify_stem_train(tmp_path):
     assert e.sizes["feature_lat"] == 32 // 4 and e.sizes["feature_lon"] == 64 // 4
     # the same seed without the ranking term trains a different network
     plain = fit_encoder(ds, epochs=1, seed=0, stem_stride=2, **SMALL)
-    assert plain.card["training"]["rank_weight"] == 0.0
+    assert plain.card.training["rank_weight"] == 0.0
     assert not np.allclose(
         plain.module.state_dict()["encoder.stem.0.weight"].numpy(),
         m.module.state_dict()["encoder.stem.0.weight"].numpy(),
@@ -256,8 +256,8 @@ def test_projection_head_defines_the_distance(tmp_path):
 
     ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
     m = fit_encoder(ds, epochs=1, seed=0, rank_weight=1.0, projection=True, **SMALL)
-    assert m.card["args"]["projection"] is True
-    assert "projection" in m.card["distance"]["definition"]
+    assert m.card.args["projection"] is True
+    assert "projection" in m.card.distance["definition"]
     net = m.module.eval()
     x = torch.from_numpy(np.stack([ds.vo.values[:4, :16, :16], ds.d.values[:4, :16, :16]], 1))
     y = torch.from_numpy(np.stack([ds.vo.values[4:8, :16, :16], ds.d.values[4:8, :16, :16]], 1))
@@ -275,7 +275,7 @@ def test_projection_head_defines_the_distance(tmp_path):
         np.testing.assert_allclose(loaded.distance(x, y), net.distance(x, y), rtol=1e-6)
     # a plain model has no projection parameters; its features are the trunk's
     plain = fit_encoder(ds, epochs=1, seed=0, rank_weight=1.0, **SMALL)
-    assert "projection" not in plain.card["args"]
+    assert "projection" not in plain.card.args
     assert not any(k.startswith("projection.") for k in plain.module.state_dict())
     with torch.inference_mode():
         pn = plain.module.eval()
@@ -292,15 +292,15 @@ def test_l1_distance_is_the_models_distance_and_training_ranks_the_squared(tmp_p
     kw = {**SMALL, "epochs": 2, "seed": 0, "rank_weight": 1.0}
     sq = fit_encoder(ds, **kw)
     l1 = fit_encoder(ds, distance="l1", **kw)
-    assert "distance" not in sq.card["args"] and sq.card["distance"]["kind"] == "squared"
-    assert l1.card["args"]["distance"] == "l1" and l1.card["distance"]["kind"] == "l1"
-    assert "|f(a) - f(b)|" in l1.card["distance"]["definition"]
+    assert "distance" not in sq.card.args and sq.card.distance["kind"] == "squared"
+    assert l1.card.args["distance"] == "l1" and l1.card.distance["kind"] == "l1"
+    assert "|f(a) - f(b)|" in l1.card.distance["definition"]
     for k, w in sq.module.state_dict().items():
         if k != "alpha":
             assert torch.equal(l1.module.state_dict()[k], w), k
-    losses = [[h["train_loss"] for h in m.card["training"]["history"]] for m in (sq, l1)]
+    losses = [[h["train_loss"] for h in m.card.training["history"]] for m in (sq, l1)]
     assert losses[0] == losses[1]
-    assert l1.card["distance"]["alpha"] != sq.card["distance"]["alpha"]
+    assert l1.card.distance["alpha"] != sq.card.distance["alpha"]
     x = torch.from_numpy(np.stack([ds.vo.values[:4, :16, :16], ds.d.values[:4, :16, :16]], 1))
     y = torch.from_numpy(np.stack([ds.vo.values[9:13, :16, :16], ds.d.values[9:13, :16, :16]], 1))
     net = l1.module.eval()
@@ -388,11 +388,11 @@ def test_reflection_mirrors_pairs_and_negates_odd_variables():
     fields alike; the other pairs are untouched."""
     from xatmodist.train._pairs import make_blocks
     from xatmodist.train._source import FieldSource
-    from xatmodist.train.encoder import _PairStream
+    from xatmodist.train.encoder import PairStream
 
     ds = synthetic_fields(n_time=20, nlat=32, nlon=64, seed=5)
     src = FieldSource(ds, ["vo", "d"])
-    stream = _PairStream(src, 3, 1, 16, None)
+    stream = PairStream(src, 3, 1, 16, None)
     (blk,), _ = make_blocks(n_series=1, n_time=20, block_length=20, max_lag=3, val_every=0)
     fields = next(src.iter_blocks([blk]))[1]
     plain = stream.draw(np.random.default_rng(0), blk, fields, 400)
@@ -443,10 +443,10 @@ def test_fine_tuning_from_an_encoder_with_reflection(tmp_path):
             assert torch.equal(tuned.module.state_dict()[k], w), k
     w0 = first.module.state_dict()["encoder.stem.0.weight"]
     np.testing.assert_allclose(tuned.module.state_dict()["encoder.stem.0.weight"], w0, atol=1e-6)
-    tr = tuned.card["training"]
+    tr = tuned.card.training
     assert tr["init"] == {"name": first.name, "sha256": first.sha256}
     assert tr["lat_reflection"] == {"sign_changing": ["vo"]}
-    assert fit_encoder(ds, epochs=1, seed=0, **SMALL).card["training"]["init"] is None
+    assert fit_encoder(ds, epochs=1, seed=0, **SMALL).card.training["init"] is None
 
 
 @pytest.mark.parametrize(
@@ -470,7 +470,7 @@ def test_fine_tuning_errors(tmp_path, kw, match):
 def test_bootstrap_interval_of_spearman():
     from scipy.stats import spearmanr
 
-    from xatmodist.train.encoder import _bootstrap_ci
+    from xatmodist.evaluate import _bootstrap_ci
 
     rng = np.random.default_rng(0)
     x = np.arange(500.0)

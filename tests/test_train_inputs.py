@@ -110,8 +110,8 @@ def test_fit_encoder_integer_lags_are_steps_of_the_data():
     hourly = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3, step="1h")
     args = {**SMALL, "epochs": 1, "pairs_per_epoch": 32, "val_pairs": 32}
     m = fit_encoder(hourly, **{**args, "max_lag": 6, "lag_step": 2})
-    assert m.card["lag_step_seconds"] == 7200.0
-    assert m.card["lag_classes"] == [7200.0, 14400.0, 21600.0]
+    assert m.card.lag_step_seconds == 7200.0
+    assert m.card.lag_classes == [7200.0, 14400.0, 21600.0]
     with pytest.raises(xatmodist.InputError, match=r"max_lag must be a whole number.*'6h'"):
         fit_encoder(hourly, **{**args, "max_lag": 6.0})
 
@@ -138,8 +138,8 @@ def test_fit_encoder_refuses_an_out_that_holds_a_run_then_overwrites_it(ds, tmp_
     m = fit_encoder(ds, out=out, overwrite=True, stop_after=0, **{**ONE_STEP, "seed": 1})
     assert not (out / "checkpoint.pt").exists()
     assert (out / "metrics.jsonl").read_text() == ""
-    assert m.card["training"]["seed"] == 1 and m.card["training"]["history"] == []
-    assert xatmodist.load_model(out / "model").card["training"]["seed"] == 1
+    assert m.card.training["seed"] == 1 and m.card.training["history"] == []
+    assert xatmodist.load_model(out / "model").card.training["seed"] == 1
     assert (out / "model" / "notes.txt").read_text() == "mine"
     fit_encoder(ds, out=out, overwrite=True, **{**ONE_STEP, "seed": 2})
     lines = (out / "metrics.jsonl").read_text().splitlines()
@@ -190,7 +190,7 @@ def test_field_trainers_refuse_an_out_that_holds_a_run(ds, tmp_path, fit, args):
     assert str(out) in str(err.value) and "overwrite=True" in str(err.value)
     assert _sha(out / "checkpoint.pt") == before
     m = fit(ds, out=out, overwrite=True, **{**args, "seed": 4})
-    assert m.card["training"]["seed"] == 4
+    assert m.card.training["seed"] == 4
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
     # resuming the finished run with its settings does nothing more
     again = fit(ds, out=out, resume=True, **{**args, "seed": 4})
@@ -219,7 +219,7 @@ def test_resume_of_a_constant_rate_run_with_other_settings_is_refused(ds, tmp_pa
     # the same settings in another spelling (9 h = 3 steps of 3 h) are the same run
     assert _sha(out / "checkpoint.pt") == before
     m = fit_encoder(ds, out=out, resume=True, **{**ONE_STEP, "epochs": 3, "max_lag": 3})
-    assert len(m.card["training"]["history"]) == 3
+    assert len(m.card.training["history"]) == 3
 
 
 def test_distance_may_change_only_once_the_run_is_finished(ds, tmp_path):
@@ -229,7 +229,7 @@ def test_distance_may_change_only_once_the_run_is_finished(ds, tmp_path):
         fit_encoder(ds, out=out, resume=True, **{**ONE_STEP, "epochs": 2, "distance": "l1"})
     squared = fit_encoder(ds, out=out, resume=True, **{**ONE_STEP, "epochs": 2})
     l1 = fit_encoder(ds, out=out, resume=True, **{**ONE_STEP, "epochs": 2, "distance": "l1"})
-    assert l1.card["distance"]["kind"] == "l1" and squared.card["distance"]["kind"] == "squared"
+    assert l1.card.distance["kind"] == "l1" and squared.card.distance["kind"] == "squared"
 
 
 def test_checkpoint_without_settings_keeps_the_schedule_check(ds, tmp_path):
@@ -242,7 +242,7 @@ def test_checkpoint_without_settings_keeps_the_schedule_check(ds, tmp_path):
         fit_encoder(ds, out=out, resume=True, **{**SMALL, "epochs": 3})
     # other settings of such a checkpoint cannot be compared: the run continues
     m = fit_encoder(ds, out=out, resume=True, **{**SMALL, "epochs": 2, "val_pairs": 32})
-    assert len(m.card["training"]["history"]) == 2
+    assert len(m.card.training["history"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -288,7 +288,7 @@ def test_default_variables_are_the_fields_with_time_and_space(caplog):
     surface = _surface()
     with caplog.at_level(logging.INFO, logger="xatmodist.train._source"):
         m = fit_encoder(surface, **ONE_STEP)
-    assert [v["name"] for v in m.card["variables"]] == ["u10", "v10", "t2m"]
+    assert m.card.variable_names == ["u10", "v10", "t2m"]
     assert "['u10', 'v10', 't2m']" in caplog.text
     # vorticity and divergence, by standard_name, when both are there
     both = xr.merge([_surface(), synthetic_fields(n_time=40, nlat=32, nlon=64, seed=5)])
@@ -312,6 +312,6 @@ def test_patch_size_defaults_to_what_fits_the_grid():
     ds = ds.assign_coords(lon=("lon", 200 + 2.5 * np.arange(53), ds.lon.attrs))  # regional
     kw = {k: v for k, v in SMALL.items() if k != "patch_size"}
     model = fit_encoder(ds, **kw)
-    assert model.card["patch_size"] == 24  # 25 rows: the largest even side that fits
+    assert model.card.patch_size == 24  # 25 rows: the largest even side that fits
     with pytest.raises(xatmodist.InputError, match="smaller than one feature cell"):
         fit_encoder(ds.isel(lat=slice(0, 5)), **{**kw, "widths": (8, 16, 32, 64)})

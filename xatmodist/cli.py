@@ -59,69 +59,6 @@ def _simulate(args) -> int:
     return 0
 
 
-_OVERWRITE_HELP = "start afresh in an --out that holds an earlier run (its files are replaced)"
-
-
-def _lag(text: str) -> int | str:
-    """A lag argument: digits are a number of time steps, anything else a duration."""
-    return int(text) if text.strip().isdigit() else text
-
-
-def _train_encoder(args) -> int:
-    from .train import fit_encoder
-
-    ds = open_data(args.data)
-    model = fit_encoder(
-        ds,
-        variables=args.variables,
-        max_lag=args.max_lag,
-        lag_step=args.lag_step,
-        patch_size=args.patch_size,
-        epochs=args.epochs,
-        pairs_per_epoch=args.pairs_per_epoch,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        out=args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        name=args.name,
-        threads=args.threads,
-        lat_band=tuple(args.lat_band) if args.lat_band else None,
-        val_every=args.val_every,
-        block_length=args.block_length,
-        stop_after=args.stop_after,
-        data_description=" ".join(args.data),
-        widths=tuple(args.widths),
-        stem_stride=args.stem_stride,
-        rank_weight=args.rank_weight,
-        projection=args.projection,
-        distance=args.distance,
-        lat_reflection=(False if args.lat_reflection is None else (args.lat_reflection or True)),
-        init=args.init,
-    )
-    print(f"saved {model.name} to {Path(args.out) / 'model'}")
-    return 0
-
-
-def add_loss_arguments(p: argparse.ArgumentParser) -> None:
-    """``--variable-weights`` and ``--extra-encoder`` of the field-model trainers."""
-    p.add_argument(
-        "--variable-weights",
-        nargs="+",
-        default=None,
-        metavar="NAME=W",
-        help="given weights of the per-variable AtmoDist distances, e.g. vo=1 d=0",
-    )
-    p.add_argument(
-        "--extra-encoder",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="another encoder whose distance (on its own variables) joins the loss; repeatable",
-    )
-
-
 def parse_weights(pairs: list[str] | None) -> dict[str, float] | None:
     """``["vo=1", "d=0"]`` -> ``{"vo": 1.0, "d": 0.0}``."""
     from .errors import InputError
@@ -142,50 +79,76 @@ def parse_weights(pairs: list[str] | None) -> dict[str, float] | None:
     return out
 
 
-def _train_field_model(args) -> int:
-    from . import train
+#: argparse types of the settings' annotations (anything else is text)
+_TYPES = {"int": int, "float": float, "list[int]": int, "list[float]": float}
+#: conversions of parsed values named by a setting's ``cli["type"]``
+_CONVERT = {"weights": parse_weights, "reflection": lambda names: names or True}
 
-    ds = open_data(args.data)
-    common = {
-        "variables": args.variables,
-        "encoder": args.encoder,
-        "extra_encoders": args.extra_encoder,
-        "variable_weights": parse_weights(args.variable_weights),
-        "init": args.init,
-        "l2_weight": args.l2_weight,
-        "patch_size": args.patch_size,
-        "epochs": args.epochs,
-        "samples_per_epoch": args.samples_per_epoch,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
-        "out": args.out,
-        "resume": args.resume,
-        "overwrite": args.overwrite,
-        "name": args.name,
-        "threads": args.threads,
-        "data_description": " ".join(args.data),
-    }
-    if args.what == "downscaler":
-        model = train.fit_downscaler(
-            ds,
-            factor=args.factor,
-            content_loss=args.loss,
-            balance_variables=args.balance_variables,
-            upsample=args.upsample,
-            adversarial=args.adversarial,
-            adversarial_weight=args.adversarial_weight,
-            **common,
+
+def add_settings(p: argparse.ArgumentParser, trainer) -> None:
+    """One option per setting of ``trainer`` (:mod:`xatmodist.train.config`).
+
+    Help, type and choices come from the setting; an option not given is not
+    passed, so the library's default applies (the help shows it).
+    """
+    defaults = trainer.defaults()
+    for section, f in trainer.fields():
+        cli = dict(f.metadata["cli"])
+        if cli.pop("skip", False):
+            continue
+        flags = cli.pop("flags", ["--" + f.name.replace("_", "-")])
+        doc = " ".join(f.metadata["help"].split())
+        first = doc.split(". ")[0].rstrip(".")
+        shown = f"default: {defaults[f.name]}" if f.name in defaults else "required"
+        kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{first} [{section}; {shown}]"}
+        kind = str(f.type).split(" | ")[0]
+        if kind == "bool" and "nargs" not in cli:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            convert = cli.pop("type", None)
+            kw["type"] = convert if callable(convert) else _TYPES.get(kind, str)
+        p.add_argument(*flags, **kw, **cli)
+
+
+def settings_from(args: argparse.Namespace, trainer) -> dict:
+    """The settings given on the command line, converted (see :func:`add_settings`)."""
+    out = {}
+    for _, f in trainer.fields():
+        if f.name in vars(args):
+            convert = f.metadata["cli"].get("type")
+            value = getattr(args, f.name)
+            out[f.name] = _CONVERT[convert](value) if isinstance(convert, str) else value
+    return out
+
+
+def _train(args) -> int:
+    from .errors import InputError
+    from .recipes import fit, run_recipe
+
+    if args.recipe is not None:
+        run = {k: getattr(args, k) for k in ("threads", "stop_after") if getattr(args, k)}
+        model = run_recipe(
+            args.recipe,
+            data=open_data(args.data) if args.data else None,
+            workdir=args.workdir,
+            dest=args.dest,
+            evaluate_only=args.evaluate_only,
+            **run,
         )
-    else:
-        model = train.fit_inpainter(
-            ds,
-            loss=args.loss,
-            hole=tuple(args.hole),
-            balance_variables=args.balance_variables,
-            **common,
+        print(f"saved {model.name} to {args.dest or Path('pretrained') / model.name}")
+        return 0
+    if args.what is None:
+        raise InputError(
+            "xatmodist train needs a task and data (xatmodist train encoder DATA... --max-lag "
+            "36h --out runs/mine) or a recipe (xatmodist train --recipe recipes/NAME.toml)."
         )
-    print(f"saved {model.name} to {Path(args.out) / 'model'}")
+    from .train.config import TRAINERS
+
+    settings = settings_from(args, TRAINERS[args.what])
+    settings.setdefault("data_description", " ".join(args.data))
+    model = fit({"name": None, "task": args.what, "settings": {}}, open_data(args.data), **settings)
+    out = settings.get("out")
+    print(f"saved {model.name} to {Path(out) / 'model'}" if out else f"trained {model.name}")
     return 0
 
 
@@ -216,17 +179,52 @@ def _evaluate_encoder(args) -> int:
 
 
 def _models(args) -> int:
-    from .zoo import list_models, load_model
+    from .zoo import format_models
 
-    for name in list_models():
-        card = load_model(name).card
-        print(f"{name:<28} {card['task']:<11} {[v['name'] for v in card['variables']]}")
+    print(format_models())
     return 0
+
+
+def _train_parser(sub) -> None:
+    """``xatmodist train``: by recipe, or ``train TASK DATA... --setting ...``."""
+    from .train.config import TRAINERS
+
+    t = sub.add_parser(
+        "train",
+        help="train a model (by task, or by --recipe)",
+        description="Train a model: xatmodist train TASK DATA... [--settings], or "
+        "xatmodist train --recipe recipes/NAME.toml (a model folder or card.json is a recipe "
+        "of settings; pass --data for it).",
+    )
+    t.add_argument("--recipe", default=None, help="a recipe .toml, model folder or card.json")
+    t.add_argument("--data", nargs="+", default=None, help="training data of --recipe")
+    t.add_argument("--workdir", default="data", help="--recipe: data cache and checkpoints")
+    t.add_argument("--dest", default=None, help="--recipe: model folder (pretrained/NAME)")
+    t.add_argument("--evaluate-only", action="store_true", help="--recipe: re-measure the model")
+    t.add_argument("--threads", type=int, default=None, help="--recipe: torch threads")
+    t.add_argument("--stop-after", type=int, default=None, help="--recipe: epochs in this call")
+    t.set_defaults(func=_train, what=None)
+    tsub = t.add_subparsers(dest="what")
+    helps = {
+        "encoder": "the AtmoDist lag pretext task (xatmodist.train.fit_encoder)",
+        "downscaler": "a downscaler (xatmodist.train.fit_downscaler)",
+        "inpainter": "an inpainter (xatmodist.train.fit_inpainter)",
+    }
+    for task, trainer in TRAINERS.items():
+        tp = tsub.add_parser(task, help=helps[task], description=helps[task])
+        tp.add_argument("data", nargs="+", help="netCDF/zarr/GRIB path(s) or glob")
+        add_settings(tp, trainer)
+        tp.set_defaults(func=_train, recipe=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``xatmodist`` command."""
-    p = argparse.ArgumentParser(prog="xatmodist", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="xatmodist",
+        description="Learned distances for atmospheric fields: the demo, the shallow-water "
+        "simulator, training (by task or by recipe), evaluation and the model zoo.",
+        epilog="xatmodist COMMAND --help describes each command.",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -246,112 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="*.zarr (written incrementally) or *.nc")
     s.set_defaults(func=_simulate)
 
-    t = sub.add_parser("train", help="train a model")
-    tsub = t.add_subparsers(dest="what", required=True)
-    te = tsub.add_parser("encoder", help="the AtmoDist lag pretext task")
-    te.add_argument("data", nargs="+", help="netCDF/zarr/GRIB path(s) or glob")
-    te.add_argument(
-        "--max-lag",
-        required=True,
-        type=_lag,
-        help="largest lag: a duration (36h) or a number of the data's time steps (12)",
-    )
-    te.add_argument(
-        "--lag-step",
-        default=None,
-        type=_lag,
-        help="class width: a duration or a number of time steps (default: the data's step)",
-    )
-    te.add_argument(
-        "--patch-size",
-        type=int,
-        default=None,
-        help="patch side in grid points (default: 32, or the largest that fits the grid)",
-    )
-    te.add_argument("--variables", nargs="+", default=None)
-    te.add_argument("--epochs", type=int, default=10)
-    te.add_argument("--pairs-per-epoch", type=int, default=32768)
-    te.add_argument("--batch-size", type=int, default=64)
-    te.add_argument("--lr", type=float, default=1e-3)
-    te.add_argument("--seed", type=int, default=0)
-    te.add_argument("--threads", type=int, default=None)
-    te.add_argument("--lat-band", type=float, nargs=2, default=None)
-    te.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128], help="stage widths")
-    te.add_argument("--stem-stride", type=int, default=1, help="patchify stem stride (1: 3x3)")
-    te.add_argument(
-        "--rank-weight", type=float, default=0.0, help="weight of the distance ranking term"
-    )
-    te.add_argument(
-        "--projection",
-        action="store_true",
-        help="take the distance on a learned 1x1 projection (needs --rank-weight > 0)",
-    )
-    te.add_argument(
-        "--distance",
-        choices=["squared", "l1"],
-        default="squared",
-        help="the model's distance: mean squared or mean absolute feature difference",
-    )
-    te.add_argument(
-        "--lat-reflection",
-        nargs="*",
-        default=None,
-        metavar="VAR",
-        help="augment with north-south mirror images; the variables that change sign "
-        "(default: found by CF standard_name)",
-    )
-    te.add_argument("--init", default=None, help="encoder to fine-tune (name/path)")
-    te.add_argument("--val-every", type=int, default=10, help="every n-th time block validates")
-    te.add_argument("--block-length", type=int, default=None, help="time steps per block")
-    te.add_argument("--name", default="atmodist-custom")
-    te.add_argument("--out", required=True, help="folder for checkpoints and the model")
-    te.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    te.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
-    te.add_argument(
-        "--stop-after",
-        type=int,
-        default=None,
-        help="stop after this many epochs of the schedule (time-limited jobs; then --resume)",
-    )
-    te.set_defaults(func=_train_encoder)
-
-    for what, hlp in (
-        ("downscaler", "super-resolution from block-averaged fields"),
-        ("inpainter", "filling random holes"),
-    ):
-        tf = tsub.add_parser(what, help=hlp)
-        tf.add_argument("data", nargs="+", help="netCDF/zarr/GRIB path(s) or glob")
-        tf.add_argument("--loss", choices=["atmodist", "l2"], default="atmodist")
-        tf.add_argument("--encoder", default="atmodist-swe-vd", help="encoder of the loss")
-        add_loss_arguments(tf)
-        tf.add_argument("--init", default=None, help=f"{what} to start from (name/path)")
-        tf.add_argument("--l2-weight", type=float, default=0.1 if what == "downscaler" else 0.5)
-        tf.add_argument("--variables", nargs="+", default=None)
-        tf.add_argument("--patch-size", type=int, default=64)
-        tf.add_argument("--epochs", type=int, default=5 if what == "downscaler" else 8)
-        tf.add_argument("--samples-per-epoch", type=int, default=4096)
-        tf.add_argument("--batch-size", type=int, default=16)
-        tf.add_argument("--lr", type=float, default=1e-3)
-        tf.add_argument("--seed", type=int, default=0)
-        tf.add_argument("--threads", type=int, default=None)
-        tf.add_argument("--name", default=f"{what}-custom")
-        tf.add_argument("--out", required=True, help="folder for checkpoints and the model")
-        tf.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-        tf.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
-        tf.add_argument(
-            "--balance-variables",
-            action="store_true",
-            help="one AtmoDist distance per variable, weighted so all count alike",
-        )
-        if what == "downscaler":
-            tf.add_argument("--factor", type=int, default=4)
-            tf.add_argument("--upsample", choices=["shuffle", "resize"], default="shuffle")
-            tf.add_argument("--adversarial", action="store_true", help="add the GAN term (PhIRE)")
-            tf.add_argument("--adversarial-weight", type=float, default=1e-3)
-        else:
-            tf.add_argument("--hole", type=int, nargs=2, default=[4, 32], help="min max size")
-        tf.set_defaults(func=_train_field_model)
-
+    _train_parser(sub)
     e = sub.add_parser("evaluate", help="held-out metrics of a model")
     esub = e.add_subparsers(dest="what", required=True)
     ee = esub.add_parser("encoder", help="lag accuracy and distance-lag correlation")

@@ -179,8 +179,9 @@ class LagTask:
         False,
         """Augment the pairs with their north-south mirror images (each pair
         mirrored with probability 1/2, sign-changing fields negated).  True finds
-        those by CF standard_name; a list names them (``[]`` if none does).""",
-        {"skip": True},
+        those by CF standard_name; a list names them (``[]`` if none does);
+        on the command line ``--lat-reflection`` alone is True.""",
+        {"nargs": "*", "type": "reflection", "metavar": "NAME"},
     )
 
 
@@ -230,7 +231,7 @@ class ContentLoss:
         """AtmoDist loss only: more frozen encoders whose calibrated feature
         distances on the variables each takes (found by standard_name, else
         name) are added to the loss, e.g. ``["atmodist-swe-d"]``.""",
-        {"nargs": "+"},
+        {"nargs": "+", "action": "extend", "flags": ["--extra-encoders", "--extra-encoder"]},
     )
 
 
@@ -424,7 +425,9 @@ LOSSES = ("atmodist", "l2")
 
 @dataclass(kw_only=True)
 class _DownscalerLoss(ContentLoss):
-    content_loss: str = opt("atmodist", _LOSS_HELP, {"choices": list(LOSSES)})
+    content_loss: str = opt(
+        "atmodist", _LOSS_HELP, {"choices": list(LOSSES), "flags": ["--content-loss", "--loss"]}
+    )
 
 
 @dataclass(kw_only=True)
