@@ -92,12 +92,10 @@ def add_settings(p: argparse.ArgumentParser, trainer) -> None:
     passed, so the library's default applies (the help shows it).
     """
     defaults = trainer.defaults()
-    for section, f in trainer.fields():
-        cli = dict(f.metadata["cli"])
-        if cli.pop("skip", False):
-            continue
+    for section, f, doc, hints in trainer.fields():
+        cli = dict(hints)
         flags = cli.pop("flags", ["--" + f.name.replace("_", "-")])
-        doc = " ".join(f.metadata["help"].split())
+        doc = " ".join(doc.split())
         first = doc.split(". ")[0].rstrip(".")
         shown = f"default: {defaults[f.name]}" if f.name in defaults else "required"
         kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{first} [{section}; {shown}]"}
@@ -113,9 +111,9 @@ def add_settings(p: argparse.ArgumentParser, trainer) -> None:
 def settings_from(args: argparse.Namespace, trainer) -> dict:
     """The settings given on the command line, converted (see :func:`add_settings`)."""
     out = {}
-    for _, f in trainer.fields():
+    for _, f, _, hints in trainer.fields():
         if f.name in vars(args):
-            convert = f.metadata["cli"].get("type")
+            convert = hints.get("type")
             value = getattr(args, f.name)
             out[f.name] = _CONVERT[convert](value) if isinstance(convert, str) else value
     return out

@@ -5,10 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .train._content import swap_variable
-from .train._pairs import make_blocks
-from .train._source import FieldSource
-from .train.encoder import PairStream
 from .zoo import load_model
 
 __all__ = ["evaluate_encoder"]
@@ -57,6 +53,11 @@ def evaluate_encoder(
     """
     import torch
     from scipy.stats import spearmanr
+
+    from .train._content import swap_variable
+    from .train._pairs import make_blocks
+    from .train._source import FieldSource
+    from .train.encoder import PairStream
 
     model = load_model(model, task="encoder")
     card, net = model.card, model.module

@@ -142,7 +142,9 @@ def run_recipe(
     """Train (resumable), evaluate and save the model of the recipe at ``path``.
 
     ``data``: the training data (default: the recipe's ``[data]``); ``dest``:
-    where the model is written (default ``pretrained/<name>``);
+    where the model is written (default: the recipe's ``dest``, else
+    ``pretrained/<name>``; paths are relative to the working directory, the
+    repository's root for the shipped recipes);
     ``evaluate_only``: re-measure the model at ``dest`` on the held-out data
     and rewrite its card's metrics alone (the weights are written back
     unchanged).  ``run``: run options of the trainer (``threads``,
@@ -150,7 +152,7 @@ def run_recipe(
     """
     recipe, workdir = load_recipe(path), Path(workdir)
     name = recipe["name"]
-    dest = Path(dest) if dest is not None else Path("pretrained") / name
+    dest = Path(dest or recipe.get("dest") or Path("pretrained") / name)
     if evaluate_only:
         from .zoo import load_model
 

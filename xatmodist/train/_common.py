@@ -9,7 +9,6 @@ import numpy as np
 
 from .. import options
 from .._threads import torch_threads
-from .._validate import check_bool
 from ..errors import InputError
 from ..zoo import Model, load_model, require_task
 from . import _checkpoint as checkpoint
@@ -39,12 +38,8 @@ def train(data, task: str, kwargs: Mapping, build: Callable, caller: str) -> Mod
     s = TRAINERS[task].settings(kwargs, caller)
     run = s.run
     out = checkpoint.check_out(run.out, resume=run.resume, overwrite=run.overwrite)
-    n = run.threads
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise InputError(f"threads must be a positive int or None; got {n!r}.")
     progress = options.get_options()["progress"] if run.progress is None else run.progress
-    progress = check_bool(progress, "progress")
-    with torch_threads(n):
+    with torch_threads(run.threads):
         src = FieldSource(data, s.data.variables, s.data.dim, s.data.spatial_dims)
         t = build(s, src)
         history, seconds, first = run_task(t, run, out, progress)

@@ -15,12 +15,19 @@ here), so ``xatmodist.train.fit(card_or_recipe, data)`` trains it again.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import inspect
+import math
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from .._validate import check_bool
 from ..errors import InputError
 from ..zoo import DEFAULT_ENCODER
 
@@ -47,25 +54,67 @@ __all__ = [
 _NO_DEFAULT = dataclasses.MISSING
 
 
-def opt(default: Any = _NO_DEFAULT, help: str = "", cli: Mapping | None = None, **kw):  # noqa: A002
-    """A settings field: its default, its documentation (numpy style) and CLI hints.
+def opt(default: Any = _NO_DEFAULT, cli: Mapping | None = None, *, low: float | None = None):
+    """A settings field: its default and command-line hints.
 
-    ``cli`` holds argparse keywords the type alone does not give (``nargs``,
-    ``type``, ``choices``, ``metavar``); ``{"skip": True}`` keeps the option
-    off the command line (Python objects such as a loaded Model).
+    Each field is documented by the string literal under it (an attribute
+    docstring, as Sphinx reads it); :func:`documentation` collects them for
+    the trainers' docs and the command line.  ``cli`` holds argparse keywords
+    the type alone does not give (``nargs``, ``type``, ``choices``,
+    ``metavar``, ``action``, ``flags``); a field a subclass redefines (another
+    default) keeps its base's documentation and hints.  Values are checked by
+    type (:func:`check_setting`): integers >= ``low`` (default 1), numbers >=
+    0 (``low=0.0``: > 0), bools, and text among the ``choices``.
     """
-    meta = {"help": inspect.cleandoc(help), "cli": dict(cli or {})}
+    meta = {"cli": dict(cli or {}), "low": low}
     if default is _NO_DEFAULT:
-        return field(metadata=meta, **kw)
+        return field(metadata=meta)
     if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
-    return field(default=default, metadata=meta, **kw)
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
-def like(group: type, name: str, default: Any):
-    """``group``'s field ``name`` (documentation, CLI hints) with another default."""
-    meta = group.__dataclass_fields__[name].metadata
-    return opt(default, meta["help"], meta["cli"])
+@functools.cache
+def documentation(group: type) -> dict[str, tuple[str, dict]]:
+    """(help text, CLI hints) of each field of ``group``, from it or its nearest base."""
+    out: dict[str, tuple[str, dict]] = {}
+    for cls in reversed(group.__mro__[:-1]):
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+        for st, nxt in zip(body, body[1:] + [None], strict=True):
+            if not isinstance(st, ast.AnnAssign):
+                continue
+            name = st.target.id
+            doc = out.get(name, ("", {}))[0]
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+                doc = inspect.cleandoc(nxt.value.value)
+            cli = cls.__dataclass_fields__[name].metadata["cli"] or out.get(name, ("", {}))[1]
+            out[name] = (doc, cli)
+    return out
+
+
+def check_setting(name: str, value: Any, f: dataclasses.Field) -> None:
+    """Refuse a setting of the wrong type or range, saying what was expected."""
+    kinds = [k for k in str(f.type).split(" | ") if k != "None"]
+    if (value is None and "None" in str(f.type)) or len(kinds) != 1:
+        return  # None where allowed; unions (lags, lat_reflection) are checked by the task
+    kind = kinds[0]
+    low = f.metadata.get("low")
+    if kind == "bool":
+        check_bool(value, name)
+    elif kind == "int":
+        low = 1 if low is None else low
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            want = "a positive integer" if low == 1 else f"an integer >= {low}"
+            raise InputError(f"{name} must be {want}; got {value!r}.")
+    elif kind == "float":
+        real = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+        if not real or not math.isfinite(value) or value < 0 or (low == 0.0 and value == 0):
+            raise InputError(
+                f"{name} must be a finite number {'>' if low == 0.0 else '>='} 0; got {value!r}."
+            )
+    choices = f.metadata["cli"].get("choices")
+    if kind == "str" and choices and value not in choices:
+        raise InputError(f"{name} must be one of {choices}; got {value!r}.")
 
 
 def lag_value(text: str) -> int | str:
@@ -80,241 +129,236 @@ def lag_value(text: str) -> int | str:
 class FieldData:
     """Which fields to train on."""
 
-    variables: list[str] | None = opt(
-        None,
-        """Variables to use.  Default: vorticity and divergence, found by CF
-        standard_name (``atmosphere_relative_vorticity``, ``divergence_of_wind``)
-        if the dataset has both as fields, else every variable that has the time
-        and both spatial dims (static 2-D fields such as a land mask, and bounds
-        such as ``time_bnds``, are left out); the choice is logged at INFO level
-        and recorded in the card.""",
-        {"nargs": "+"},
-    )
-    dim: str | None = opt(None, "Time dim, if cf-xarray cannot find it.")
-    spatial_dims: list[str] | None = opt(
-        None, "The (lat, lon) dims, if cf-xarray cannot find them.", {"nargs": 2}
-    )
-    patch_size: int | None = opt(64, "Side of the square training patches, in grid points.")
+    variables: list[str] | None = opt(None, {"nargs": "+"})
+    """Variables to use.  Default: vorticity and divergence, found by CF standard_name
+    (``atmosphere_relative_vorticity``, ``divergence_of_wind``) if the dataset has both as
+    fields, else every variable that has the time and both spatial dims (static 2-D fields such
+    as a land mask, and bounds such as ``time_bnds``, are left out); the choice is logged at
+    INFO level and recorded in the card.
+    """
+    dim: str | None = opt(None)
+    """Time dim, if cf-xarray cannot find it."""
+    spatial_dims: list[str] | None = opt(None, {"nargs": 2})
+    """The (lat, lon) dims, if cf-xarray cannot find them."""
+    patch_size: int | None = opt(64)
+    """Side of the square training patches, in grid points."""
 
 
 @dataclass(kw_only=True)
 class EncoderData(FieldData):
     """Which fields to train on, and where."""
 
-    patch_size: int | None = opt(
-        None,
-        """Side of the square patches, in grid points, a multiple of the
-        encoder's reduction.  Default: 32 (the shipped simulator encoders'), or
-        on a grid with fewer rows or (regional) columns the largest multiple of
-        the reduction that fits it: 24 on NCEP's 25 x 53 North American grid.""",
-    )
-    lat_band: list[float] | None = opt(
-        None, "Only draw patches between these two latitudes.", {"nargs": 2, "type": float}
-    )
+    patch_size: int | None = opt(None)
+    """Side of the square patches, in grid points, a multiple of the encoder's reduction.  Default:
+    32 (the shipped simulator encoders'), or on a grid with fewer rows or (regional) columns the
+    largest multiple of the reduction that fits it: 24 on NCEP's 25 x 53 North American grid.
+    """
+    lat_band: list[float] | None = opt(None, {"nargs": 2, "type": float})
+    """Only draw patches between these two latitudes."""
 
 
 @dataclass(kw_only=True)
 class Schedule:
     """Optimisation."""
 
-    epochs: int = opt(5, "Passes over the epoch's random samples.")
-    batch_size: int = opt(16, "Samples per optimizer step.")
-    lr: float = opt(1e-3, "Peak learning rate.")
-    seed: int = opt(0, "Seeds all randomness; a resumed run continues exactly.")
-    init: str | None = opt(
-        None,
-        """A trained model of this task to start from (fine-tuning): same
-        variables and architecture; its normalisation statistics are kept.""",
-    )
+    epochs: int = opt(5)
+    """Passes over the epoch's random samples."""
+    batch_size: int = opt(16)
+    """Samples per optimizer step."""
+    lr: float = opt(1e-3, low=0.0)
+    """Peak learning rate."""
+    seed: int = opt(0, low=0)
+    """Seeds all randomness; a resumed run continues exactly."""
+    init: str | None = opt(None)
+    """A trained model of this task to start from (fine-tuning): same variables and architecture;
+    its normalisation statistics are kept.
+    """
 
 
 @dataclass(kw_only=True)
 class FieldSchedule(Schedule):
     """Optimisation (Adam, cosine learning-rate decay)."""
 
-    samples_per_epoch: int = opt(4096, "Training patches per epoch.")
+    samples_per_epoch: int = opt(4096)
+    """Training patches per epoch."""
 
 
 @dataclass(kw_only=True)
 class EncoderSchedule(Schedule):
     """Optimisation (AdamW, one-cycle learning rate) and the time blocks pairs come from."""
 
-    epochs: int = like(Schedule, "epochs", 10)
-    pairs_per_epoch: int = opt(32768, "Training pairs per epoch.")
-    batch_size: int = like(Schedule, "batch_size", 64)
-    weight_decay: float = opt(1e-4, "AdamW weight decay.")
-    block_length: int | None = opt(
-        None, "Time steps per block (default ``max(4 * max_lag_steps, 16)``)."
-    )
-    val_every: int = opt(10, "Every ``val_every``-th time block is held out for validation.")
-    val_pairs: int = opt(2048, "Fixed validation pairs scored after each epoch.")
-    mix_blocks: int = opt(8, "Blocks whose pairs are shuffled together into batches.")
+    epochs: int = opt(10)
+    pairs_per_epoch: int = opt(32768)
+    """Training pairs per epoch."""
+    batch_size: int = opt(64)
+    weight_decay: float = opt(1e-4)
+    """AdamW weight decay."""
+    block_length: int | None = opt(None)
+    """Time steps per block (default ``max(4 * max_lag_steps, 16)``)."""
+    val_every: int = opt(10)
+    """Every ``val_every``-th time block is held out for validation."""
+    val_pairs: int = opt(2048)
+    """Fixed validation pairs scored after each epoch."""
+    mix_blocks: int = opt(8)
+    """Blocks whose pairs are shuffled together into batches."""
 
 
 @dataclass(kw_only=True)
 class LagTask:
     """The pretext task: which lags, and the loss on them."""
 
-    max_lag: int | str = opt(
-        help="""Largest lag.  An integer is that many time steps of the data (as
-        ``ds.shift(time=3)`` counts); anything else is a duration (``"6h"``,
-        ``pd.Timedelta``).  Floats, bools and integers < 1 are refused.""",
-        cli={"type": lag_value},
-    )
-    lag_step: int | str | None = opt(
-        None,
-        """Width of a lag class (default: the data's time step); the classes
-        are ``lag_step, 2 * lag_step, ..., max_lag``.  Integers count steps.""",
-        {"type": lag_value},
-    )
-    rank_weight: float = opt(
-        0.0,
-        """Weight of a ranking term added to the cross-entropy: over every two
-        pairs of a batch with different lags, ``log(1 + exp(-(log D_long - log
-        D_short)))`` with ``D`` the feature distance (RankNet on log distances),
-        so that the feature distance itself grows with lag.  0: the paper's
-        cross-entropy alone.""",
-    )
+    max_lag: int | str = opt(cli={"type": lag_value})
+    """Largest lag.  An integer is that many time steps of the data (as ``ds.shift(time=3)``
+    counts); anything else is a duration (``"6h"``, ``pd.Timedelta``).  Floats, bools and
+    integers < 1 are refused.
+    """
+    lag_step: int | str | None = opt(None, {"type": lag_value})
+    """Width of a lag class (default: the data's time step); the classes are ``lag_step, 2 *
+    lag_step, ..., max_lag``.  Integers count steps.
+    """
+    rank_weight: float = opt(0.0)
+    """Weight of a ranking term added to the cross-entropy: over every two pairs of a batch with
+    different lags, ``log(1 + exp(-(log D_long - log D_short)))`` with ``D`` the feature
+    distance (RankNet on log distances), so that the feature distance itself grows with lag.  0:
+    the paper's cross-entropy alone.
+    """
     lat_reflection: bool | list[str] = opt(
-        False,
-        """Augment the pairs with their north-south mirror images (each pair
-        mirrored with probability 1/2, sign-changing fields negated).  True finds
-        those by CF standard_name; a list names them (``[]`` if none does);
-        on the command line ``--lat-reflection`` alone is True.""",
-        {"nargs": "*", "type": "reflection", "metavar": "NAME"},
+        False, {"nargs": "*", "type": "reflection", "metavar": "NAME"}
     )
+    """Augment the pairs with their north-south mirror images (each pair mirrored with probability
+    1/2, sign-changing fields negated).  True finds those by CF standard_name; a list names them
+    (``[]`` if none does); on the command line ``--lat-reflection`` alone is True.
+    """
 
 
 @dataclass(kw_only=True)
 class EncoderArchitecture:
     """The Siamese encoder (see :class:`xatmodist.nn.AtmoDistNet`)."""
 
-    widths: list[int] = opt([32, 64, 128], "Channels of each encoder stage.", {"nargs": "+"})
-    blocks: int = opt(1, "Residual blocks per stage.")
-    stem_stride: int = opt(1, "Stride of the patchify stem (1: a 3x3 convolution).")
-    projection: bool = opt(
-        False,
-        """Take the distance on a learned per-location projection of the trunk's
-        features; needs ``rank_weight > 0``, the only term that trains it.""",
-    )
-    distance: str = opt(
-        "squared",
-        """The model's distance: the mean squared (the paper's) or mean absolute
-        (``"l1"``) difference of the two patches' features, times the calibrated
-        alpha.  May change on resuming a finished run (re-scores it).""",
-        {"choices": ["squared", "l1"]},
-    )
+    widths: list[int] = opt([32, 64, 128], {"nargs": "+"})
+    """Channels of each encoder stage."""
+    blocks: int = opt(1)
+    """Residual blocks per stage."""
+    stem_stride: int = opt(1)
+    """Stride of the patchify stem (1: a 3x3 convolution)."""
+    projection: bool = opt(False)
+    """Take the distance on a learned per-location projection of the trunk's features; needs
+    ``rank_weight > 0``, the only term that trains it.
+    """
+    distance: str = opt("squared", {"choices": ["squared", "l1"]})
+    """The model's distance: the mean squared (the paper's) or mean absolute (``"l1"``) difference
+    of the two patches' features, times the calibrated alpha.  May change on resuming a finished
+    run (re-scores it).
+    """
 
 
 @dataclass(kw_only=True)
 class ContentLoss:
     """The loss comparing a predicted field with the truth."""
 
-    encoder: str = opt(DEFAULT_ENCODER, "Encoder of the AtmoDist loss (zoo name or folder).")
-    l2_weight: float = opt(0.1, "Share of the MSE in the AtmoDist loss.")
-    balance_variables: bool = opt(
-        False,
-        """AtmoDist loss only: one feature distance per variable (the prediction
-        of that variable beside the truth of the others), weighted so that all
-        variables count alike; the weights are measured once on a simple
-        method's error (bicubic upsampling, a flat fill) and recorded.""",
-    )
+    encoder: str = opt(DEFAULT_ENCODER)
+    """Encoder of the AtmoDist loss (zoo name or folder)."""
+    l2_weight: float = opt(0.1)
+    """Share of the MSE in the AtmoDist loss."""
+    balance_variables: bool = opt(False)
+    """AtmoDist loss only: one feature distance per variable (the prediction of that variable
+    beside the truth of the others), weighted so that all variables count alike; the weights are
+    measured once on a simple method's error (bicubic upsampling, a flat fill) and recorded.
+    """
     variable_weights: dict[str, float] | None = opt(
-        None,
-        """AtmoDist loss only: the per-variable distances of
-        ``balance_variables`` with given weights, e.g. ``{"vo": 1.0, "d": 0.0}``
-        (command line: ``vo=1 d=0``).  Not with ``balance_variables``.""",
-        {"nargs": "+", "metavar": "NAME=WEIGHT", "type": "weights"},
+        None, {"nargs": "+", "metavar": "NAME=WEIGHT", "type": "weights"}
     )
+    """AtmoDist loss only: the per-variable distances of ``balance_variables`` with given weights,
+    e.g. ``{"vo": 1.0, "d": 0.0}`` (command line: ``vo=1 d=0``).  Not with
+    ``balance_variables``.
+    """
     extra_encoders: list[str] = opt(
-        [],
-        """AtmoDist loss only: more frozen encoders whose calibrated feature
-        distances on the variables each takes (found by standard_name, else
-        name) are added to the loss, e.g. ``["atmodist-swe-d"]``.""",
-        {"nargs": "+", "action": "extend", "flags": ["--extra-encoders", "--extra-encoder"]},
+        [], {"nargs": "+", "action": "extend", "flags": ["--extra-encoders", "--extra-encoder"]}
     )
+    """AtmoDist loss only: more frozen encoders whose calibrated feature distances on the variables
+    each takes (found by standard_name, else name) are added to the loss, e.g. ``["atmodist-
+    swe-d"]``.
+    """
 
 
 @dataclass(kw_only=True)
 class DownscalerArchitecture:
     """The residual CNN (see :class:`xatmodist.nn.Downscaler`)."""
 
-    factor: int = opt(4, "Refinement factor (a power of 2); ``patch_size`` is a multiple.")
-    width: int = opt(48, "Channels of the residual trunk.")
-    blocks: int = opt(6, "Residual blocks.")
-    upsample: str = opt(
-        "shuffle",
-        "Sub-pixel convolution or resize-convolution.",
-        {"choices": ["shuffle", "resize"]},
-    )
+    factor: int = opt(4)
+    """Refinement factor (a power of 2); ``patch_size`` is a multiple."""
+    width: int = opt(48)
+    """Channels of the residual trunk."""
+    blocks: int = opt(6)
+    """Residual blocks."""
+    upsample: str = opt("shuffle", {"choices": ["shuffle", "resize"]})
+    """Sub-pixel convolution or resize-convolution."""
 
 
 @dataclass(kw_only=True)
 class Adversarial:
     """An optional GAN term, as PhIRE (Stengel et al. 2020)."""
 
-    adversarial: bool = opt(
-        False,
-        """Add a GAN term: a :class:`xatmodist.nn.PatchDiscriminator` on z-scored
-        fields, updated once per step, and ``adversarial_weight`` times the
-        non-saturating generator loss.  PhIRE fine-tunes a pretrained model with
-        it: pass that model as ``init``.""",
-    )
-    adversarial_weight: float = opt(1e-3, "Weight of the generator's GAN loss (PhIRE: 1e-3).")
+    adversarial: bool = opt(False)
+    """Add a GAN term: a :class:`xatmodist.nn.PatchDiscriminator` on z-scored fields, updated once
+    per step, and ``adversarial_weight`` times the non-saturating generator loss.  PhIRE fine-
+    tunes a pretrained model with it: pass that model as ``init``.
+    """
+    adversarial_weight: float = opt(1e-3, low=0.0)
+    """Weight of the generator's GAN loss (PhIRE: 1e-3)."""
 
 
 @dataclass(kw_only=True)
 class InpainterArchitecture:
     """The U-Net (see :class:`xatmodist.nn.Inpainter`)."""
 
-    width: int = opt(24, "Channels of the first level.")
-    levels: int = opt(3, "Down-sampling levels; patches are a multiple of ``2**levels``.")
-    blocks: int = opt(3, "Blocks per level.")
+    width: int = opt(24)
+    """Channels of the first level."""
+    levels: int = opt(3)
+    """Down-sampling levels; patches are a multiple of ``2**levels``."""
+    blocks: int = opt(3)
+    """Blocks per level."""
 
 
 @dataclass(kw_only=True)
 class Holes:
     """The random holes of the training patches."""
 
-    hole: list[int] = opt(
-        [4, 32],
-        """Smallest and largest hole size in grid cells; the card records
-        ``max_hole_radius = hole[1] / 2``.""",
-        {"nargs": 2},
-    )
-    hole_kinds: list[str] = opt(
-        ["rect", "blob"], "Hole shapes to draw from.", {"nargs": "+", "choices": ["rect", "blob"]}
-    )
+    hole: list[int] = opt([4, 32], {"nargs": 2})
+    """Smallest and largest hole size in grid cells; the card records ``max_hole_radius = hole[1] /
+    2``.
+    """
+    hole_kinds: list[str] = opt(["rect", "blob"], {"nargs": "+", "choices": ["rect", "blob"]})
+    """Hole shapes to draw from."""
 
 
 @dataclass(kw_only=True)
 class Run:
     """How to run (changes no weight): output, resuming, threads, naming."""
 
-    out: str | None = opt(
-        None,
-        """Folder for ``checkpoint.pt`` (each epoch, atomically; it holds the
-        run's settings), ``metrics.jsonl`` and the final model (``out/model``).
-        A folder holding a checkpoint or model is refused unless ``resume`` or
-        ``overwrite`` is given.""",
-    )
-    resume: bool = opt(
-        False,
-        """Continue from ``out/checkpoint.pt`` if it exists, with the saved run's
-        settings (every other difference is an error listing it).""",
-    )
-    overwrite: bool = opt(False, "Start afresh in an ``out`` that holds an earlier run.")
-    stop_after: int | None = opt(
-        None,
-        """Stop once this many epochs of the schedule are done (for time-limited
-        jobs; continue with ``resume``).""",
-    )
-    name: str | None = opt(None, "Model name written to the card.")
-    threads: int | None = opt(None, "torch intra-op threads (restored afterwards).")
-    progress: bool | None = opt(
-        None, "Progress bar and a line per epoch (default: ``set_options(progress=...)``)."
-    )
-    data_description: str | None = opt(None, "Free text for the card's ``training.data``.")
+    out: str | None = opt(None)
+    """Folder for ``checkpoint.pt`` (each epoch, atomically; it holds the run's settings),
+    ``metrics.jsonl`` and the final model (``out/model``). A folder holding a checkpoint or
+    model is refused unless ``resume`` or ``overwrite`` is given.
+    """
+    resume: bool = opt(False)
+    """Continue from ``out/checkpoint.pt`` if it exists, with the saved run's settings (every other
+    difference is an error listing it).
+    """
+    overwrite: bool = opt(False)
+    """Start afresh in an ``out`` that holds an earlier run."""
+    stop_after: int | None = opt(None)
+    """Stop once this many epochs of the schedule are done (for time-limited jobs; continue with
+    ``resume``).
+    """
+    name: str | None = opt(None)
+    """Model name written to the card."""
+    threads: int | None = opt(None)
+    """torch intra-op threads (restored afterwards)."""
+    progress: bool | None = opt(None)
+    """Progress bar and a line per epoch (default: ``set_options(progress=...)``)."""
+    data_description: str | None = opt(None)
+    """Free text for the card's ``training.data``."""
 
 
 # --------------------------------------------------------------------------- settings
@@ -329,15 +373,16 @@ class Trainer:
     default_name: str
 
     def fields(self, *, run: bool = True):
-        """(section, dataclass field) of every setting."""
+        """(section, dataclass field, help text, CLI hints) of every setting."""
         for section, group in self.groups + ((("run", Run),) if run else ()):
+            docs = documentation(group)
             for f in dataclasses.fields(group):
-                yield section, f
+                yield section, f, *docs[f.name]
 
     def defaults(self) -> dict:
         """Every setting's default (a required one is absent)."""
         out = {}
-        for _, f in self.fields():
+        for _, f, _, _ in self.fields():
             if f.default is not _NO_DEFAULT:
                 out[f.name] = f.default
             elif f.default_factory is not _NO_DEFAULT:
@@ -346,12 +391,15 @@ class Trainer:
 
     def settings(self, kwargs: Mapping, caller: str) -> Settings:
         """The typed settings from flat keyword arguments (TypeError for unknown ones)."""
-        known = {f.name: s for s, f in self.fields()}
+        known = {f.name: s for s, f, _, _ in self.fields()}
         unknown = sorted(set(kwargs) - set(known))
         if unknown:
             raise TypeError(
                 f"{caller}() got unexpected keyword arguments {unknown}; it takes {sorted(known)}."
             )
+        for _, f, _, _ in self.fields():
+            if f.name in kwargs:
+                check_setting(f.name, kwargs[f.name], f)
         parts = {}
         for section, group in self.groups + (("run", Run),):
             names = {f.name for f in dataclasses.fields(group)}
@@ -375,17 +423,17 @@ class Trainer:
         defaults = self.defaults()
         params += [
             inspect.Parameter(f.name, kw, default=defaults.get(f.name, inspect.Parameter.empty))
-            for _, f in self.fields()
+            for _, f, _, _ in self.fields()
         ]
         return inspect.Signature(params)
 
     def parameters_doc(self) -> str:
         """The numpydoc ``Parameters`` entries of every setting, by group."""
         lines, defaults = [], self.defaults()
-        for section, f in self.fields():
+        for section, f, doc, _ in self.fields():
             default = f"default {defaults[f.name]!r}" if f.name in defaults else "required"
             lines.append(f"{f.name} : {f.type}, {default}  ({section})")
-            lines += ["    " + x for x in f.metadata["help"].splitlines()]
+            lines += ["    " + x for x in doc.splitlines()]
         return "\n".join(lines)
 
 
@@ -418,28 +466,32 @@ def _trainer(task: str, name: str, *groups: tuple[str, type]) -> Trainer:
     return Trainer(task, tuple(groups), name)
 
 
-_LOSS_HELP = """``"l2"``: the MSE of the z-scored fields; ``"atmodist"``: the frozen
-encoder's calibrated feature distance plus ``l2_weight`` times the MSE, as the paper."""
 LOSSES = ("atmodist", "l2")
 
 
 @dataclass(kw_only=True)
 class _DownscalerLoss(ContentLoss):
     content_loss: str = opt(
-        "atmodist", _LOSS_HELP, {"choices": list(LOSSES), "flags": ["--content-loss", "--loss"]}
+        "atmodist", {"choices": list(LOSSES), "flags": ["--content-loss", "--loss"]}
     )
+    """``"l2"``: the MSE of the z-scored fields; ``"atmodist"``: the frozen encoder's calibrated
+    feature distance plus ``l2_weight`` times the MSE, as the paper.
+    """
 
 
 @dataclass(kw_only=True)
 class _InpainterLoss(ContentLoss):
-    loss: str = opt("atmodist", _LOSS_HELP, {"choices": list(LOSSES)})
-    l2_weight: float = like(ContentLoss, "l2_weight", 0.5)
+    loss: str = opt("atmodist", {"choices": list(LOSSES)})
+    """``"l2"``: the MSE of the z-scored fields; ``"atmodist"``: the frozen encoder's calibrated
+    feature distance plus ``l2_weight`` times the MSE, as the paper.
+    """
+    l2_weight: float = opt(0.5)
 
 
 @dataclass(kw_only=True)
 class _InpainterSchedule(FieldSchedule):
-    epochs: int = like(FieldSchedule, "epochs", 8)
-    samples_per_epoch: int = like(FieldSchedule, "samples_per_epoch", 2500)
+    epochs: int = opt(8)
+    samples_per_epoch: int = opt(2500)
 
 
 #: each trainer's settings groups, by task
@@ -471,9 +523,3 @@ TRAINERS = {
         ("architecture", InpainterArchitecture),
     ),
 }
-
-
-def check_choice(value, choices, name: str) -> None:
-    """Refuse a ``value`` not among ``choices``."""
-    if not isinstance(value, str) or value not in choices:
-        raise InputError(f"{name} must be one of {list(choices)}; got {value!r}.")

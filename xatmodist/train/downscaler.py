@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from .._validate import check_bool, positive_float
 from ..errors import InputError
 from ..zoo import Model
 from ._common import document, train
 from ._fields import FieldTask
-from .config import LOSSES, check_choice
 
 __all__ = ["fit_downscaler", "coarsen"]
 
@@ -64,8 +62,6 @@ class DownscalerTask(FieldTask):
         from ..nn import Downscaler
 
         a, p = s.architecture, s.data.patch_size
-        check_choice(s.loss.content_loss, LOSSES, "content_loss")
-        check_choice(a.upsample, ("shuffle", "resize"), "upsample")
         f = a.factor
         if isinstance(f, bool) or not isinstance(f, int) or f < 2 or f & (f - 1):
             raise InputError(f"factor must be a power of 2 (2, 4, 8, ...); got {f!r}.")
@@ -76,12 +72,7 @@ class DownscalerTask(FieldTask):
             )
         if p > src.nlat:
             raise InputError(f"patch_size={p} exceeds the {src.nlat} latitudes of the grid.")
-        check_bool(s.adversarial.adversarial, "adversarial")
-        self.gan_weight = positive_float(
-            s.adversarial.adversarial_weight,
-            "adversarial_weight must be a finite number > 0 (PhIRE: 1e-3); "
-            f"got {s.adversarial.adversarial_weight!r}.",
-        )
+        self.gan_weight = float(s.adversarial.adversarial_weight)
         self.network = Downscaler
         args = {"in_channels": src.n_channels, "factor": f, "width": a.width}
         super().__init__(s, src, {**args, "blocks": a.blocks, "upsample": a.upsample})

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from .. import _validate as v
-from .._validate import check_bool
 from ..errors import InputError
 from ..nn.encoder import DISTANCES
 from ..zoo import Model
@@ -18,7 +17,6 @@ from ._common import card_frame, document, model_id, resolved_config, start_mode
 from ._loop import Task
 from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
 from ._source import FieldSource, reflection_signs
-from .config import check_choice
 
 __all__ = ["fit_encoder", "calibrate_alpha", "lag_setup", "rank_loss", "PairStream"]
 
@@ -194,11 +192,9 @@ def fit_encoder(ds, **settings) -> Model:
 document(fit_encoder, "encoder")
 
 
-def _check_architecture(a, rank_weight, patch_size, src: FieldSource) -> tuple[int, float]:
-    """(patch size, rank weight) after checking them with the architecture ``a``."""
+def _check_architecture(a, rank_weight: float, patch_size, src: FieldSource) -> int:
+    """The patch size (default or given), checked with the architecture ``a``."""
     st = a.stem_stride
-    if isinstance(st, bool) or not isinstance(st, int | np.integer) or st < 1:
-        raise InputError(f"stem_stride must be a positive integer; got {st!r}.")
     reduction = int(st) * 2 ** (len(a.widths) - 1)
     if patch_size is None:
         patch_size = default_patch_size(src.nlat, src.nlon, src.wrap, reduction)
@@ -214,21 +210,13 @@ def _check_architecture(a, rank_weight, patch_size, src: FieldSource) -> tuple[i
             "its feature grid would not tile the patch. Choose a patch_size that is a multiple "
             f"of {reduction}, or a smaller stem_stride."
         )
-    try:
-        weight = float(rank_weight)
-    except (TypeError, ValueError):
-        weight = math.nan
-    if not math.isfinite(weight) or weight < 0:
-        raise InputError(f"rank_weight must be a finite number >= 0; got {rank_weight!r}.")
-    check_bool(a.projection, "projection")
-    check_choice(a.distance, DISTANCES, "distance")
-    if a.projection and weight == 0:
+    if a.projection and rank_weight == 0:
         raise InputError(
             "projection=True needs rank_weight > 0: the ranking term is the only loss that "
             "trains the projection (the lag head reads the trunk). Pass e.g. rank_weight=2.0, "
             "or projection=False."
         )
-    return patch_size, weight
+    return patch_size
 
 
 def _time_blocks(s, src: FieldSource, max_steps: int):
@@ -269,9 +257,8 @@ class EncoderTask(Task):
         self.lag_s, self.n_classes, stride = lag_setup(
             src.step_seconds, s.lag.max_lag, s.lag.lag_step
         )
-        self.patch, self.rank_weight = _check_architecture(
-            a, s.lag.rank_weight, s.data.patch_size, src
-        )
+        self.rank_weight = float(s.lag.rank_weight)
+        self.patch = _check_architecture(a, self.rank_weight, s.data.patch_size, src)
         self.block_length, self.train_blocks, val_blocks = _time_blocks(
             sch, src, self.n_classes * stride
         )

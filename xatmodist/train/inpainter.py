@@ -7,7 +7,6 @@ from ..zoo import Model
 from ._common import document, train
 from ._fields import FieldTask
 from ._masks import KINDS, random_masks
-from .config import LOSSES, check_choice
 
 __all__ = ["fit_inpainter"]
 
@@ -79,7 +78,6 @@ class InpainterTask(FieldTask):
 
         from ..nn import Inpainter
 
-        check_choice(s.loss.loss, LOSSES, "loss")
         kinds = tuple(s.holes.hole_kinds)
         if not kinds or any(k not in KINDS for k in kinds):
             raise InputError(f"hole_kinds must be a non-empty subset of {KINDS}; got {kinds!r}.")
