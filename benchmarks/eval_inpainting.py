@@ -1,7 +1,8 @@
 """Held-out evaluation of the inpainters against interpolation baselines.
 
-Run from the repo root (after ``scripts/train_atmodist_swe_vd.py`` wrote
-``data/swe_heldout.zarr``)::
+Run from the repo root (after an encoder recipe, e.g. ``xatmodist train --recipe
+recipes/atmodist-swe-vd.toml``, simulated its held-out runs into
+``data/swe_100000_16.zarr``)::
 
     python -m benchmarks.eval_inpainting [--update-cards] [--figure docs/images/inpainting.png]
 
@@ -232,7 +233,7 @@ def figure(samples: dict, path: Path, field: int = 3) -> None:
 def main() -> None:
     """Print the table; optionally write the figure and the cards' metrics."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="data/swe_heldout.zarr")
+    p.add_argument("--data", default="data/swe_100000_16.zarr")
     p.add_argument("--figure", default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--extra", nargs="*", default=[], help="more models as label=path")

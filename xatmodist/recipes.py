@@ -93,9 +93,19 @@ def settings_of(recipe: Mapping) -> dict:
 
 def fit(recipe: str | Path | Mapping, data, **run) -> Model:
     """Train the recipe's model on ``data``; ``run`` holds run options (``out``, ...)."""
+    from .train.config import TRAINERS as SETTINGS
+
     recipe = recipe if isinstance(recipe, Mapping) else load_recipe(recipe)
+    settings = settings_of(recipe)
+    known = {f.name for _, f, _, _ in SETTINGS[recipe["task"]].fields()}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise InputError(
+            f"The recipe of {recipe['name']!r} has settings {TRAINERS[recipe['task']]} does not "
+            f"take: {unknown}. Its settings are {sorted(known)}."
+        )
     fit_task = _trainers()[recipe["task"]]
-    return fit_task(data, **{**settings_of(recipe), "name": recipe["name"], **run})
+    return fit_task(data, **{**settings, "name": recipe["name"], **run})
 
 
 def open_source(spec: Mapping, workdir: Path, which: str = "data") -> xr.Dataset:
