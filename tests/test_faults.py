@@ -318,7 +318,7 @@ def test_same_numbers_numpy_dask_chunkings_and_cluster(client, tiny_model, field
     """
     if which == "tiny":
         model = tiny_model
-    elif which in xatmodist.list_models():
+    elif which in xatmodist.model_names():
         model = xatmodist.load_model(which)
     else:
         pytest.skip(f"{which} is not in pretrained/")

@@ -347,7 +347,7 @@ class Run:
     """
     overwrite: bool = opt(False)
     """Start afresh in an ``out`` that holds an earlier run."""
-    stop_after: int | None = opt(None)
+    stop_after: int | None = opt(None, low=0)
     """Stop once this many epochs of the schedule are done (for time-limited jobs; continue with
     ``resume``).
     """
