@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import xatmodist
-from xatmodist._kernels import _encoder, _tiles, make_tiling
+from xatmodist._kernels import inference_encoder, make_tiling, tiles
 from xatmodist.testing import synthetic_fields
 
 from ._timing import rates_against
@@ -40,7 +40,7 @@ def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repea
     """
     warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
     model = xatmodist.load_model()
-    net = _encoder(str(model.path), jit=xatmodist.get_options()["jit"])
+    net = inference_encoder(str(model.path), jit=xatmodist.get_options()["jit"])
     batch = xatmodist.get_options()["batch_size"]
     base = synthetic_fields(n_time=n // 2 + 1, nlat=nlat, nlon=nlon, seed=0)
     a = base.isel(time=slice(0, n // 2))
@@ -52,7 +52,7 @@ def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repea
     xb = np.stack([b.vo.values, b.d.values], axis=1)
 
     def bare():
-        ta, tb = torch.from_numpy(_tiles(xa, tiling)), torch.from_numpy(_tiles(xb, tiling))
+        ta, tb = torch.from_numpy(tiles(xa, tiling)), torch.from_numpy(tiles(xb, tiling))
         with torch.inference_mode():
             out = [
                 net.distance(ta[i : i + batch], tb[i : i + batch]) for i in range(0, len(ta), batch)

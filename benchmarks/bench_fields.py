@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import xatmodist
-from xatmodist._kernels import _pad_fields
+from xatmodist._kernels import pad_fields
 from xatmodist.testing import synthetic_fields
 
 from ._timing import rates_against
@@ -61,7 +61,7 @@ def bench_downscale(n: int = 1000, chunk: int = 50, repeat: int = 2) -> dict:
     h, w = x.shape[-2:]
 
     def bare():
-        p = torch.from_numpy(_pad_fields(x, HALO, HALO, 1, True, mirror="reflect"))
+        p = torch.from_numpy(pad_fields(x, HALO, HALO, 1, True, mirror="reflect"))
         with torch.inference_mode():
             out = [net(p[i : i + batch]) for i in range(0, len(p), batch)]
         return torch.cat(out)[..., HALO * f : (HALO + h) * f, HALO * f : (HALO + w) * f]
@@ -97,8 +97,8 @@ def bench_inpaint(n: int = 1000, chunk: int = 50, repeat: int = 2, size: int = 1
 
     def bare():
         z = np.where(mask[:, None], 0.0, x).astype(np.float32)
-        xp = torch.from_numpy(np.ascontiguousarray(_pad_fields(z, halo, hx, net.multiple, True)))
-        mp = _pad_fields(mask[:, None], halo, hx, net.multiple, True)
+        xp = torch.from_numpy(np.ascontiguousarray(pad_fields(z, halo, hx, net.multiple, True)))
+        mp = pad_fields(mask[:, None], halo, hx, net.multiple, True)
         mp = torch.from_numpy(np.ascontiguousarray(mp, dtype=np.float32))
         with torch.inference_mode():
             out = [net(xp[i : i + batch], mp[i : i + batch]) for i in range(0, len(xp), batch)]

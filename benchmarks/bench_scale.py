@@ -239,11 +239,11 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
     import torch
 
     import xatmodist
-    from xatmodist._kernels import _encoder
+    from xatmodist._kernels import inference_encoder
     from xatmodist.nn.encoder import fused_for_inference
 
     model = xatmodist.load_model()
-    net = _encoder(str(model.path), jit=xatmodist.get_options()["jit"])
+    net = inference_encoder(str(model.path), jit=xatmodist.get_options()["jit"])
     patch, channels = model.card.patch_size, net.normaliser.mean_in.numel()
     flops = encoder_flops(fused_for_inference(model.module), patch, channels)
     x = torch.randn(batch, channels, patch, patch) * net.normaliser.std_in.view(1, -1, 1, 1)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import xatmodist
-from xatmodist._kernels import _encoder
+from xatmodist._kernels import inference_encoder
 
 
 def _rate(fn, inputs, size: int, seconds: float) -> float:
@@ -43,7 +43,7 @@ def run(encoders, seconds: float = 1.0) -> dict:
     rng = np.random.default_rng(0)
     out = {"torch_threads": torch.get_num_threads(), "encoders": {}, "fields": {}}
     for name in encoders:
-        net = _encoder(name, True)
+        net = inference_encoder(name, True)
         p = int(xatmodist.load_model(name).card.patch_size)
         x = torch.from_numpy(rng.standard_normal((512, 2, p, p)).astype(np.float32) * 1e-5)
         out["encoders"][name] = {

@@ -190,7 +190,7 @@ def test_jit_trunk_equals_the_eager_network(name):
     """set_options(jit=False) runs the eager network: same numbers up to float rounding."""
     import torch
 
-    from xatmodist._kernels import _encoder
+    from xatmodist._kernels import inference_encoder
     from xatmodist.nn.encoder import FrozenTrunk
 
     ds = xatmodist.datasets.sample().isel(run=0, time=slice(0, 6))
@@ -206,10 +206,10 @@ def test_jit_trunk_equals_the_eager_network(name):
     xr.testing.assert_allclose(p_jit, p_eager, rtol=1e-4, atol=1e-6)
     xr.testing.assert_allclose(e_jit, e_eager, rtol=1e-4, atol=1e-5)
     path = str(xatmodist.load_model(name).path)
-    assert isinstance(_encoder(path, jit=True).encoder, FrozenTrunk)
-    assert not isinstance(_encoder(path, jit=False).encoder, FrozenTrunk)
+    assert isinstance(inference_encoder(path, jit=True).encoder, FrozenTrunk)
+    assert not isinstance(inference_encoder(path, jit=False).encoder, FrozenTrunk)
     with pytest.raises(ValueError, match="last stage only"):
-        _encoder(path, jit=True).encoder(torch.zeros(1, 2, 32, 32), layers=[0])
+        inference_encoder(path, jit=True).encoder(torch.zeros(1, 2, 32, 32), layers=[0])
 
 
 def test_without_torchscript_the_eager_encoder_runs(monkeypatch, caplog):

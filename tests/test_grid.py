@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+import xatmodist
 from xatmodist import _grid
 from xatmodist._grid import GRID_STEP_RTOL, describe
 from xatmodist._validate import coord_time_step
 from xatmodist.errors import GridError, InputError
+from xatmodist.testing import raise_if_dask_computes, synthetic_fields
 
 LAT_ATTRS = {"standard_name": "latitude", "units": "degrees_north"}
 LON_ATTRS = {"standard_name": "longitude", "units": "degrees_east"}
@@ -226,3 +229,75 @@ def test_coord_time_step():
         coord_time_step(bare, "time")
     with pytest.raises(InputError, match=r"gap"):
         coord_time_step(da.isel(time=[0, 1, 3]), "time")
+
+
+# --------------------------------------------------------------------------
+# inference on a grid with a repeated seam column
+
+
+def _with_seam(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` (global, lon 0..360 exclusive) with its first column repeated at lon + 360."""
+    col = ds.isel(lon=[0]).assign_coords(lon=ds.lon.values[:1] + 360.0)
+    out = xr.concat([ds, col], dim="lon")
+    out.lon.attrs = ds.lon.attrs
+    return out
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["numpy", "dask"])
+def test_a_seam_column_changes_no_distance_or_embedding(tiny_model, chunked):
+    """0..360 inclusive gives the numbers of 0..360 exclusive: the kernels never see the seam."""
+    plain = synthetic_fields(n_time=4, nlat=32, nlon=40)
+    seam = _with_seam(plain)
+    assert describe(seam).has_seam and seam.sizes["lon"] == 41
+    a, b = seam.isel(time=[0, 1]), seam.isel(time=[2, 3]).assign_coords(time=seam.time[:2])
+    pa, pb = plain.isel(time=[0, 1]), plain.isel(time=[2, 3]).assign_coords(time=plain.time[:2])
+    if chunked:
+        a, b = a.chunk(time=1), b.chunk(time=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
+        with raise_if_dask_computes():
+            lazy = {
+                "distance": xatmodist.distance(a, b, model=tiny_model),
+                "map": xatmodist.distance(a, b, model=tiny_model, spatial=True),
+                "mean": xatmodist.embed(a, model=tiny_model),
+                "none": xatmodist.embed(a, model=tiny_model, pool="none"),
+            }
+        want = {
+            "distance": xatmodist.distance(pa, pb, model=tiny_model),
+            "map": xatmodist.distance(pa, pb, model=tiny_model, spatial=True),
+            "mean": xatmodist.embed(pa, model=tiny_model),
+            "none": xatmodist.embed(pa, model=tiny_model, pool="none"),
+        }
+    for key, got in lazy.items():
+        assert (got.chunks is not None) == chunked, key
+        xr.testing.assert_identical(got.compute(), want[key])
+
+
+def test_inpaint_on_a_seam_grid_fills_the_distinct_columns():
+    """The result is the fill of the grid without the seam, its seam column a copy of the first."""
+    truth = xatmodist.datasets.sample()[["vo", "d"]].isel(run=0, time=slice(0, 2)).load()
+    hole = xr.zeros_like(truth.vo, dtype=bool)
+    hole[:, 20:30, np.r_[124:128, 0:4]] = True  # across 0 deg E
+    plain = truth.where(~hole)
+    want = xatmodist.inpaint(plain)
+    seam = _with_seam(plain)
+    got = xatmodist.inpaint(seam)
+    assert got.sizes == seam.sizes and (got.lon.values == seam.lon.values).all()
+    xr.testing.assert_identical(got.isel(lon=slice(0, -1)), want)
+    np.testing.assert_array_equal(got.vo.isel(lon=-1).values, want.vo.isel(lon=0).values)
+    # an explicit mask on the input grid (seam column included) is taken as well
+    masked = xatmodist.inpaint(seam.fillna(0.0), mask=_with_seam(hole.to_dataset()).vo)
+    xr.testing.assert_identical(
+        masked.isel(lon=slice(0, -1)), xatmodist.inpaint(plain.fillna(0.0), mask=hole)
+    )
+
+
+def test_downscale_on_a_seam_grid_refines_the_distinct_columns():
+    """The refined grid of 0..360 inclusive is that of 0..360 exclusive (no repeated column)."""
+    coarse = synthetic_fields(n_time=2).coarsen(lat=4, lon=4).mean().astype("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xatmodist.OutOfDistributionWarning)
+        want = xatmodist.downscale(coarse)
+        with raise_if_dask_computes():
+            got = xatmodist.downscale(_with_seam(coarse).chunk(time=1))
+    xr.testing.assert_identical(got.compute(), want)

@@ -1,10 +1,11 @@
 """The lazy plumbing: the one place where xarray meets dask and the kernels.
 
 ``prepare`` turns a user's Dataset/DataArray into a (..., variable, lat, lon)
-DataArray checked against the model card; ``apply`` maps a kernel from
-:mod:`xatmodist._kernels` over the non-spatial dims with
-``xr.apply_ufunc(dask="parallelized")``: one task per chunk, nothing computed
-until asked, the model referenced by path (loaded once per process).
+DataArray checked against the model card (a repeated seam column of a global
+grid dropped: :func:`restore_seam` puts it back on results on the input grid);
+``apply`` maps a kernel from :mod:`xatmodist._kernels` over the non-spatial
+dims with ``xr.apply_ufunc(dask="parallelized")``: one task per chunk, nothing
+computed until asked, the model referenced by path (loaded once per process).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from . import _validate as v
+from ._grid import closure
 from ._kernels import Tiling, make_tiling
 from .errors import GridError, InputError
 from .options import get_options
@@ -24,7 +26,15 @@ from .zoo import Model, load_model
 #: smallest field a downscaler takes: its convolutions see mirrored edges
 MIN_DOWNSCALER_INPUT = 2
 
-__all__ = ["Prepared", "prepare", "apply", "tile_centres", "provenance", "relabel"]
+__all__ = [
+    "Prepared",
+    "prepare",
+    "apply",
+    "tile_centres",
+    "provenance",
+    "relabel",
+    "restore_seam",
+]
 
 
 @dataclass
@@ -39,6 +49,9 @@ class Prepared:
     wrap: bool
     #: whether ``da`` is the input reversed along latitude (to the model's orientation)
     lat_flipped: bool = False
+    #: the input's repeated seam column's longitude coordinate (one value), dropped from
+    #: ``da`` (the seam rule of :mod:`xatmodist._grid`); None on other grids
+    seam: xr.DataArray | None = None
 
 
 def prepare(
@@ -74,8 +87,14 @@ def prepare(
         patch = MIN_DOWNSCALER_INPUT
     else:
         patch = int(getattr(card, "min_input_size", None) or card.patch_size)
+    # a global grid with a repeated seam column (0..360 inclusive): the kernels see
+    # the distinct columns only; results on the input grid get it back (restore_seam)
+    wrap, has_seam = closure(da, lon)
+    seam = None
+    if has_seam:
+        seam = da[lon].isel({lon: [-1]})
+        da = da.isel({lon: slice(0, da.sizes[lon] - 1)})
     nlat, nlon = da.sizes[lat], da.sizes[lon]
-    wrap = v.is_global(da, lon)
     if nlat < patch or nlon < patch:
         what = "works on patches of" if card.task == "encoder" else "needs fields of at least"
         raise GridError(
@@ -91,7 +110,22 @@ def prepare(
         x = np.asarray(da[lon].values, dtype=np.float64)
         offset = int(np.argmin(np.abs((x + 180.0) % 360.0 - 180.0)))
     tiling = make_tiling(nlat, nlon, patch, wrap, offset)
-    return Prepared(da, lat, lon, m, tiling, wrap, flipped)
+    return Prepared(da, lat, lon, m, tiling, wrap, flipped, seam)
+
+
+def restore_seam(out: xr.DataArray, p: Prepared) -> xr.DataArray:
+    """``out`` (on ``p.da``'s grid) with the seam column that :func:`prepare` dropped.
+
+    The column is a copy of the first (the same longitude, once round the
+    circle) at the input's seam coordinate; lazy for dask.  Without a seam,
+    ``out`` itself.
+    """
+    if p.seam is None:
+        return out
+    col = out.isel({p.lon: [0]})
+    if p.lon in out.coords:
+        col = col.assign_coords({p.lon: p.seam.values})
+    return xr.concat([out, col], dim=p.lon, coords="minimal", compat="override")
 
 
 def apply(

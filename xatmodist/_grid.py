@@ -41,6 +41,7 @@ __all__ = [
     "spatial_dims",
     "grid_spacing",
     "is_global",
+    "closure",
     "latlon_dims",
     "degrees",
     "cf_names",
@@ -329,12 +330,20 @@ def grid_spacing(obj, lat: Hashable, lon: Hashable) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def closure(obj, lon: Hashable) -> tuple[bool, bool]:
+    """(is_global, has_seam) of the longitude dim ``lon`` of ``obj`` (the seam rule).
+
+    Both False where ``lon`` has no coordinate or a single point.
+    """
+    if lon not in obj.coords or obj.coords[lon].size < 2:
+        return False, False
+    x = degrees(obj, lon, kind="longitude")
+    return _closure(x, axis_step(x, lon), lon)
+
+
 def is_global(obj, lon: Hashable) -> bool:
     """True if the longitudes close the circle, with or without a seam column (the seam rule)."""
-    if lon not in obj.coords or obj.coords[lon].size < 2:
-        return False
-    x = degrees(obj, lon, kind="longitude")
-    return _closure(x, axis_step(x, lon), lon)[0]
+    return closure(obj, lon)[0]
 
 
 # --------------------------------------------------------------------------

@@ -4,6 +4,21 @@ These never see xarray.  Each takes arrays shaped (..., C, H, W) (the leading
 dims are whatever dask hands over), the model *reference* (a name or path,
 resolved through the per-process cache of :func:`xatmodist.zoo.load_model`,
 so no network is pickled into the task graph), and the tiling.
+
+**The benchmark interface.**  The benchmarks (``benchmarks/``) compare the
+library with bare torch loops that must run the same networks on the same
+inputs.  They use these names, documented here and listed in ``__all__``, and
+no underscored ones:
+
+* :func:`inference_encoder`: the encoder of a model as the kernels run it
+  (batch norms folded, trunk frozen by TorchScript with ``jit``);
+* :func:`make_tiling` and :func:`tiles`: the patches that cover a field, and
+  the fields cut into them;
+* :func:`pad_fields`: the halo padding of the downscale and inpaint kernels;
+* :data:`FIELDS_PER_PASS`: whole fields per forward pass of those kernels.
+
+They are internal (no deprecation cycle) but kept stable for the
+benchmarks; a change to them changes the benchmarks in the same commit.
 """
 
 from __future__ import annotations
@@ -21,7 +36,18 @@ from .zoo import load_model
 #: are refused: they overflow the network and usually mean wrong units
 MAX_SIGMA = 1000.0
 
-__all__ = ["Tiling", "make_tiling", "distance_kernel", "embed_kernel", "lag_kernel"]
+__all__ = [
+    "Tiling",
+    "make_tiling",
+    "distance_kernel",
+    "embed_kernel",
+    "lag_kernel",
+    # the benchmark interface (module docstring)
+    "inference_encoder",
+    "tiles",
+    "pad_fields",
+    "FIELDS_PER_PASS",
+]
 
 
 @dataclass(frozen=True)
@@ -60,8 +86,12 @@ def make_tiling(nlat: int, nlon: int, patch: int, wrap: bool, lon_offset: int = 
     return Tiling(_starts(nlat, patch, False), cols, patch, nlon)
 
 
-def _tiles(x: np.ndarray, t: Tiling) -> np.ndarray:
-    """(N, C, H, W) -> (N * ny * nx, C, P, P)."""
+def tiles(x: np.ndarray, t: Tiling) -> np.ndarray:
+    """Fields (N, C, H, W) cut into the patches of ``t``: (N * ny * nx, C, P, P).
+
+    Patches in row-major order (field, patch row, patch column); columns wrap
+    modulo ``t.nlon``.
+    """
     p = t.patch
     r = np.asarray(t.rows)[:, None] + np.arange(p)  # (ny, P)
     c = (np.asarray(t.cols)[:, None] + np.arange(p)) % t.nlon  # (nx, P)
@@ -97,6 +127,15 @@ def check_range(flat: np.ndarray, mean, std, variables: list[dict] | None = None
         )
 
 
+def _zero_nonfinite(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fields (N, C, H, W) with NaN/inf as 0, which fields had any (N,), and the finite mask."""
+    finite = np.isfinite(flat)
+    bad = ~finite.all(axis=(1, 2, 3))
+    if bad.any():
+        flat = np.where(finite, flat, 0.0)
+    return flat, bad, finite
+
+
 def _prepare(
     x: np.ndarray, net=None, variables: list[dict] | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
@@ -105,11 +144,8 @@ def _prepare(
     With ``net``, refuse values far outside the training distribution.
     """
     lead = x.shape[:-3]
-    flat = x.reshape((-1,) + x.shape[-3:])
-    finite = np.isfinite(flat)
-    bad = ~finite.all(axis=(1, 2, 3))
+    flat, bad, finite = _zero_nonfinite(x.reshape((-1,) + x.shape[-3:]))
     if bad.any():
-        flat = np.where(finite, flat, 0.0)
         if bad.all() and bad.size > 1 and (~finite).all(axis=0).any():
             warn(
                 f"All {bad.size} fields of this chunk have NaN/inf at the same points (a "
@@ -192,9 +228,9 @@ def _run_tiled(fn, fields: list[np.ndarray], tiling: Tiling, batch: int, threads
 
     def batches():
         for s in _slices(len(fields[0]), step):
-            tiles = [_tiles(f[s], tiling) for f in fields]
-            for t in _slices(len(tiles[0]), batch):
-                yield [x[t] for x in tiles]
+            cut = [tiles(f[s], tiling) for f in fields]
+            for t in _slices(len(cut[0]), batch):
+                yield [x[t] for x in cut]
 
     return _run_batches(fn, batches(), threads, batch)
 
@@ -206,7 +242,7 @@ _FUSED: dict[tuple[int, bool], tuple] = {}
 _FUSED_LOCK = threading.Lock()
 
 
-def _encoder(model: str, jit: bool = True):
+def inference_encoder(model: str, jit: bool = True):
     """The encoder of ``model`` for inference (one copy per loaded model and ``jit``).
 
     Batch norms folded; with ``jit`` the trunk is a frozen TorchScript graph
@@ -231,7 +267,7 @@ def _encoder(model: str, jit: bool = True):
 def _pair(a: np.ndarray, b: np.ndarray, model: str, jit: bool = True):
     """Broadcast a pair of blocks, load the model, flatten and check both."""
     a, b = np.broadcast_arrays(a, b)
-    net = _encoder(model, jit)
+    net = inference_encoder(model, jit)
     names = load_model(model).variables
     fa, bad_a, lead = _prepare(a, net, names)
     fb, bad_b, _ = _prepare(b, net, names)
@@ -287,7 +323,7 @@ def embed_kernel(
     jit: bool = True,
 ) -> np.ndarray:
     """Features: (..., F) for pool='mean', (..., ny, nx, F) for 'tile', feature grid for 'none'."""
-    net = _encoder(model, jit)
+    net = inference_encoder(model, jit)
     fa, bad, lead = _prepare(a, net, load_model(model).variables)
     ny, nx = tiling.shape
     nf = net.encoder.out_channels
@@ -385,15 +421,11 @@ def downscale_kernel(
     net = load_model(model).module
     f = net.factor
     lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
-    flat = a.reshape((-1, c, h, w)).astype(np.float32, copy=False)
-    finite = np.isfinite(flat)
-    bad = ~finite.all(axis=(1, 2, 3))
-    if bad.any():
-        flat = np.where(finite, flat, 0.0).astype(np.float32)
+    flat, bad, _ = _zero_nonfinite(a.reshape((-1, c, h, w)).astype(np.float32, copy=False))
     if flat.shape[0] == 0:
         return np.zeros(lead + (c, h * f, w * f), dtype=np.float32)
     hy, hx = min(halo, h - 1), min(halo, w - 1)
-    padded = _pad_fields(flat, hy, hx, 1, wrap, mirror="reflect")
+    padded = pad_fields(flat, hy, hx, 1, wrap, mirror="reflect")
     out = _run(net, [np.ascontiguousarray(padded)], FIELDS_PER_PASS, threads)
     out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
     out[bad] = np.nan
@@ -437,7 +469,7 @@ def hole_radius(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
     return out
 
 
-def _pad_fields(
+def pad_fields(
     x: np.ndarray, hy: int, hx: int, mult: int, wrap: bool, mirror: str = "symmetric"
 ) -> np.ndarray:
     """Pad (..., H, W) by a halo, then up to multiples of ``mult`` at the bottom/right.
@@ -529,8 +561,8 @@ def inpaint_kernel(
         shift = tiling.cols[0] if tiling.cols else 0
         x, mk = np.roll(x, -shift, axis=-1), np.roll(mk, -shift, axis=-1)
         hx = max(halo, int(np.ceil(2 * limit)))
-    xp = np.ascontiguousarray(_pad_fields(x, halo, hx, net.multiple, wrap))
-    mp = np.ascontiguousarray(_pad_fields(mk, halo, hx, net.multiple, wrap), dtype=np.float32)
+    xp = np.ascontiguousarray(pad_fields(x, halo, hx, net.multiple, wrap))
+    mp = np.ascontiguousarray(pad_fields(mk, halo, hx, net.multiple, wrap), dtype=np.float32)
     pred = _run(net, [xp, mp], FIELDS_PER_PASS, threads)
     pred = pred[:, :, halo : halo + h, hx : hx + w].astype(flat.dtype)
     if shift:

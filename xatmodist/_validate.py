@@ -29,6 +29,7 @@ from .errors import (
 __all__ = [
     "to_channels",
     "resolve_variables",
+    "find_variable",
     "spatial_dims",
     "time_dim",
     "grid_spacing",
@@ -267,6 +268,46 @@ def same_units(a: str | None, b: str | None) -> bool:
     return _canonical_units(a) == _canonical_units(b)
 
 
+def find_variable(
+    ds: xr.Dataset,
+    standard_name: str | None,
+    name: Hashable | None = None,
+    *,
+    among: Sequence[Hashable] | None = None,
+) -> Hashable | None:
+    """The variable of ``ds`` that is a wanted quantity: by CF standard_name, else by name.
+
+    The one rule for finding a variable, at inference (:func:`resolve_variables`)
+    and in training (``train._source.default_variables``).
+
+    Parameters
+    ----------
+    ds : Dataset
+        The data.
+    standard_name : str or None
+        The quantity's CF standard_name; the first variable (in the dataset's
+        order) whose ``standard_name`` attribute equals it is the match.
+    name : hashable, optional
+        The quantity's name, matched when no variable has the standard_name;
+        None matches by standard_name only.
+    among : sequence of hashable, optional
+        Candidate variables (default: every data variable of ``ds``).
+
+    Returns
+    -------
+    hashable or None
+        The variable's name in ``ds``; None if none matches.
+    """
+    pool = list(ds.data_vars) if among is None else list(among)
+    if standard_name:
+        for n in pool:
+            if ds[n].attrs.get("standard_name") == standard_name:
+                return n
+    if name is not None and name in pool:
+        return name
+    return None
+
+
 def resolve_variables(
     ds: xr.Dataset,
     wanted: Sequence[Mapping],
@@ -294,11 +335,6 @@ def resolve_variables(
                 f"{len(wanted)}: {[w['name'] for w in wanted]!r}."
             )
         variables = {w["name"]: v for w, v in zip(wanted, variables, strict=True)}
-    by_std: dict[str, list[Hashable]] = {}
-    for name, da in ds.data_vars.items():
-        sn = da.attrs.get("standard_name")
-        if sn:
-            by_std.setdefault(sn, []).append(name)
     out = []
     for w in wanted:
         if variables is not None and w["name"] in variables:
@@ -308,11 +344,9 @@ def resolve_variables(
                     f"variables= maps {w['name']!r} to {name!r}, which is not in the dataset; "
                     f"it has {list(ds.data_vars)!r}. Map {w['name']!r} to one of those names."
                 )
-        elif w.get("standard_name") in by_std:
-            name = by_std[w["standard_name"]][0]
-        elif w["name"] in ds.data_vars:
-            name = w["name"]
         else:
+            name = find_variable(ds, w.get("standard_name"), w["name"])
+        if name is None:
             raise VariableNotFoundError(
                 f"The model needs {w['name']!r} (standard_name={w.get('standard_name')!r}, "
                 f"units={w.get('units')!r}); the dataset has {list(ds.data_vars)!r}. "

@@ -34,7 +34,8 @@ def distance(
     than the model's patch are tiled: on global grids the patches are equally
     spaced around the circle and wrap across the seam; on regional grids they
     overlap so that the first and last start and end at the domain's edges,
-    and no patch reaches outside it); the
+    and no patch reaches outside it; a last longitude column that repeats the
+    first, as in 0..360 inclusive, is left out); the
     distance is ``alpha * mean((f(a) - f(b))**2)`` over features, or
     ``alpha * mean(|f(a) - f(b)|)`` where the card's ``distance.kind`` is
     ``"l1"`` (as the default encoder's), averaged over the patches.

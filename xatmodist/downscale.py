@@ -73,8 +73,10 @@ def downscale(
     Dataset or DataArray
         Same type as the input, holding the model's variables on the refined
         grid: latitude and longitude are the cell-centred refinement of the
-        input's.  Attributes are kept; provenance attributes added.  Lazy if
-        the input was dask-backed.  Fields with NaN give NaN.
+        input's (on a global grid whose last longitude column repeats the
+        first, of its distinct columns: the result has no repeated column).
+        Attributes are kept; provenance attributes added.  Lazy if the input
+        was dask-backed.  Fields with NaN give NaN.
     """
     m = load_model(DEFAULT_DOWNSCALER if model is None else model, task="downscaler")
     if factor != m.card.factor:

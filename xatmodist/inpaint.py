@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from . import _validate as v
-from ._apply import apply, prepare, provenance, relabel
+from ._apply import apply, prepare, provenance, relabel, restore_seam
 from ._kernels import inpaint_kernel
 from .errors import InputError
 from .zoo import Model, load_model
@@ -32,6 +32,8 @@ def _check_mask(mask, p) -> xr.DataArray:
             f"mask must be boolean (True = missing); got dtype {mask.dtype}. Convert it, e.g. "
             "mask=(m > 0.5) or mask=m.astype(bool)."
         )
+    if p.seam is not None and mask.sizes.get(lon) == p.da.sizes[lon] + 1:
+        mask = mask.isel({lon: slice(0, -1)})  # the seam column, dropped from the data too
     data_dims = set(p.da.dims) - {v.CHANNEL}
     if lat not in mask.dims or lon not in mask.dims or not set(mask.dims) <= data_dims:
         raise InputError(
@@ -102,7 +104,10 @@ def inpaint(
     Dataset or DataArray
         Same type, dims, coordinates and dtype as the input (the model's
         variables only), holes filled; attributes kept, provenance attributes
-        added.  Lazy if the input (or the mask) is dask-backed.
+        added.  Lazy if the input (or the mask) is dask-backed.  On a global
+        grid whose last longitude column repeats the first (0..360 inclusive)
+        the fields are filled on the distinct columns and the last column is
+        returned as a copy of the first.
 
     Raises
     ------
@@ -140,6 +145,7 @@ def inpaint(
         keep_observed=keep_observed,
     )
     out = out.assign_coords({d: p.da[d] for d in (v.CHANNEL, lat, lon) if d in p.da.coords})
+    out = restore_seam(out, p)
     result = relabel(out, a, p, variables, channel_dim, provenance(m, keep_observed=keep_observed))
     if isinstance(a, xr.Dataset):
         for n in result.data_vars:  # a float32 variable stacked with a float64 one

@@ -25,7 +25,7 @@ from .._grid import describe, latlon_dims
 from .._validate import check_core_chunks, check_dataarray, check_same_grid
 from ..derive import EARTH_RADIUS
 from ..errors import GridError, InputError
-from .spectra import band_means, squared_units
+from .spectra import band_means, like_square_of
 
 __all__ = ["radial_power_spectrum", "log_spectral_distance"]
 
@@ -172,9 +172,7 @@ def radial_power_spectrum(
         "long_name": "radially binned DCT variance spectrum (Denis et al. 2002)",
         "normalisation": "sum over wavenumber = mean square of the field",
     }
-    if "units" in da.attrs:
-        out.attrs["units"] = squared_units(da.attrs["units"])
-    return out.rename(da.name)
+    return like_square_of(out, da)
 
 
 def log_spectral_distance(

@@ -190,9 +190,7 @@ def zonal_power_spectrum(
         "normalisation": "sum over zonal_wavenumber equals the mean square along the "
         "latitude circle (Parseval)" + ("" if taper is None else ", approximately (windowed)"),
     }
-    if "units" in da.attrs:
-        power.attrs["units"] = squared_units(da.attrs["units"])
-    return power.rename(da.name)
+    return like_square_of(power, da)
 
 
 def kinetic_energy_spectrum(
@@ -287,6 +285,16 @@ def _power_kernel(x: np.ndarray, *, window: np.ndarray | None, dtype: np.dtype) 
 
 # --------------------------------------------------------------------------
 # helpers shared by the metrics modules
+
+
+def like_square_of(out: xr.DataArray, da: xr.DataArray) -> xr.DataArray:
+    """``out`` (a quantity in ``da``'s units squared) named as ``da``, with those units.
+
+    Sets ``out.attrs["units"]`` (where ``da`` has units) and returns it renamed.
+    """
+    if "units" in da.attrs:
+        out.attrs["units"] = squared_units(da.attrs["units"])
+    return out.rename(da.name)
 
 
 def squared_units(units: str) -> str:

@@ -19,7 +19,7 @@ from .._grid import degrees, latlon_dims
 from .._validate import check_core_chunks, check_dataarray, check_radius, positive_float
 from ..derive import EARTH_RADIUS
 from ..errors import InputError
-from .spectra import as_dims, squared_units
+from .spectra import as_dims, like_square_of
 
 __all__ = ["semivariogram"]
 
@@ -195,9 +195,7 @@ def semivariogram(
         "estimator": f"half the mean squared difference over {int(n_pairs)} random "
         f"area-weighted point pairs (seed={seed}), pooled over {list(pooled)!r}",
     }
-    if "units" in da.attrs:
-        gamma.attrs["units"] = squared_units(da.attrs["units"])
-    return gamma.rename(da.name)
+    return like_square_of(gamma, da)
 
 
 # --------------------------------------------------------------------------

@@ -88,8 +88,9 @@ def default_variables(
     """The variables a trainer uses when it is given none.
 
     Vorticity and divergence, found by CF standard_name
-    (``atmosphere_relative_vorticity``, ``divergence_of_wind``), if the
-    dataset has both as fields; else every field variable in the dataset's
+    (``atmosphere_relative_vorticity``, ``divergence_of_wind``; the first of
+    several, as inference finds them: :func:`xatmodist._validate.find_variable`),
+    if the dataset has both as fields; else every field variable in the dataset's
     order.  A field variable has the time dim and both spatial dims
     (``dim``, ``spatial_dims``, else found as the trainers find them), so
     static 2-D fields (a land mask, orography) and bounds (``time_bnds``) are
@@ -114,8 +115,10 @@ def default_variables(
     """
     need = (v.time_dim(ds, dim), *v.spatial_dims(ds, spatial_dims))
     fields = [n for n, da in ds.data_vars.items() if all(d in da.dims for d in need)]
-    std = {ds[n].attrs.get("standard_name"): n for n in fields}
-    pair = [std.get("atmosphere_relative_vorticity"), std.get("divergence_of_wind")]
+    pair = [
+        v.find_variable(ds, sn, among=fields)
+        for sn in ("atmosphere_relative_vorticity", "divergence_of_wind")
+    ]
     if all(p is not None for p in pair):
         log.info(
             "variables not given: training on vorticity and divergence %s (by standard_name)",
