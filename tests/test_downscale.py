@@ -113,8 +113,8 @@ def test_balanced_per_variable_atmodist_loss(hr, tiny_model, tmp_path):
     import torch
     import torch.nn.functional as F
 
-    from xatmodist.train._source import FieldSource
     from xatmodist.train._content import measured_weights, swap_variable
+    from xatmodist.train._source import FieldSource
     from xatmodist.train.downscaler import _feature_distance, coarsen
 
     truth, pred = torch.zeros(2, 2, 4, 4), torch.ones(2, 2, 4, 4)
@@ -231,8 +231,8 @@ def d_encoder(tmp_path_factory):
 def test_extra_encoder_adds_its_distance_on_its_own_variables(hr, tiny_model, d_encoder, tmp_path):
     import torch
 
-    from xatmodist.train._source import FieldSource
     from xatmodist.train._content import load_extra_encoders
+    from xatmodist.train._source import FieldSource
 
     kw = {**SMALL, "seed": 2}
     # the data's divergence is found by standard_name under another name
