@@ -128,7 +128,10 @@ def test_card_is_complete(name):
             assert v.units == "s-1"
     assert card.grid.dlat > 0 and card.grid.dlon > 0
     assert card.grid.nlat and card.grid.nlon and card.grid.is_global is not None
-    assert card.training["data"] and card.training["command"].startswith("python ")
+    assert card.training["data"]
+    recipe = card.training["recipe"]
+    assert card.training["command"] == f"xatmodist train --recipe {recipe}"
+    assert (PRETRAINED.parent / recipe).is_file()
     assert card.training["train_seconds"] > 0
     assert card.heldout, "held-out metrics are missing"
     assert card.headline
@@ -290,7 +293,12 @@ def test_real_data_cards_record_held_out_years_and_baselines(name):
     assert held["top1"] > 1.3 * l2c["top1"] and held["within1"] > l2c["within1"]
     assert held["spearman_learned"] >= held["spearman_l2"] + 0.2
     assert _largest_drop(held["lag_curve"]["learned"]) < 0.05
-    assert CARDS[name].training["recipe"]["patch_size"] <= CARDS[name].grid.nlat
+    assert CARDS[name].patch_size <= CARDS[name].grid.nlat
+    # the recipe's training years end before its held-out years begin
+    from xatmodist.recipes import load_recipe
+
+    recipe = load_recipe(PRETRAINED.parent / CARDS[name].training["recipe"])
+    assert recipe["data"]["time"][1] < recipe["heldout"]["time"][0]
 
 
 def test_temperature_in_celsius_is_refused_by_a_kelvin_card():
