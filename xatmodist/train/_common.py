@@ -126,7 +126,7 @@ def freeze(net) -> None:
         p.requires_grad_(False)
 
 
-def card_frame(s: Settings, src: FieldSource, net, **entries) -> dict:
+def card_frame(s: Settings, src: FieldSource, **entries) -> dict:
     """A card's common entries around the task's own ``entries``.
 
     ``entries`` holds ``architecture``, ``args``, the task's keys (e.g.

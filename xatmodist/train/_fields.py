@@ -131,7 +131,6 @@ class FieldTask(Task):
         card = card_frame(
             self.s,
             self.src,
-            self.net,
             architecture=self.network.__name__,
             args=self.args,
             **entries,

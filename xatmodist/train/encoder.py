@@ -414,7 +414,6 @@ class EncoderTask(Task):
         card = card_frame(
             self.s,
             self.src,
-            net,
             architecture="AtmoDistNet",
             args=self._card_args(),
             patch_size=int(self.patch),
