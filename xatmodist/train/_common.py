@@ -12,6 +12,7 @@ from .._threads import torch_threads
 from ..errors import InputError
 from ..zoo import Model, load_model, require_task
 from . import _checkpoint as checkpoint
+from . import _parallel as par
 from ._loop import run_task
 from ._source import FieldSource
 from .config import TRAINERS, Settings
@@ -44,7 +45,7 @@ def train(data, task: str, kwargs: Mapping, build: Callable, caller: str) -> Mod
         t = build(s, src)
         history, seconds, first = run_task(t, run, out, progress)
         model = t.finish(history, seconds, first)
-    if out is not None:
+    if out is not None and par.world()[0] == 0:  # under torchrun, rank 0 writes
         model.save(out / checkpoint.MODEL)
     return model
 
@@ -156,6 +157,7 @@ def card_frame(s: Settings, src: FieldSource, **entries) -> dict:
             **training,
             **{k: getattr(sch, k) for k in ("epochs", "batch_size", "lr", "seed")},
             "torch_threads": _threads(),
+            "world_size": par.world()[1],
             "config": s.config(),
         },
         "metrics": {},

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import _checkpoint as checkpoint
+from . import _parallel as par
 from ._checkpoint import CHECKPOINT
 from .config import Run
 
@@ -35,8 +36,8 @@ class Task:
     ----------
     net : torch.nn.Module
         The network being trained.
-    steps_per_epoch, epochs, seed : int
-        The schedule.
+    steps_per_epoch, epochs, seed, batch_size : int
+        The schedule (``batch_size``: samples per step, all ranks together).
     config : dict
         The run's settings that shape the weights (JSON-able), stored in the
         checkpoint and compared on resume.
@@ -50,6 +51,7 @@ class Task:
     epochs: int
     seed: int
     config: dict
+    batch_size: int
     finished_only: tuple[str, ...] = ()
 
     def optimizer(self, total_steps: int):
@@ -80,12 +82,12 @@ class Task:
         return None
 
 
-def _restore(task: Task, opt, sched, ckpt: Path) -> tuple[int, list, float]:
-    """Load the checkpoint ``ckpt`` into the task's objects after checking its settings."""
+def _restore(task: Task, config: dict, opt, sched, ckpt: Path) -> tuple[int, list, float]:
+    """Load the checkpoint ``ckpt`` into the task's objects after checking its ``config``."""
     state = checkpoint.load(ckpt)
     compared = checkpoint.check_config(
         state,
-        task.config,
+        config,
         ckpt,
         finished_only=task.finished_only,
         finished=int(state["epoch"]) + 1 >= task.epochs,
@@ -111,65 +113,45 @@ def run_task(task: Task, run: Run, out: Path | None, progress: bool) -> tuple[li
     ``out`` is checked already (:func:`~xatmodist.train._checkpoint.check_out`).
     Each epoch draws its data from ``numpy.random.default_rng([seed, 2,
     epoch])`` and seeds torch with ``seed * 100_003 + epoch``, so a resumed run
-    draws what an uninterrupted one would.
+    draws what an uninterrupted one would.  Under ``torchrun`` the ranks share
+    each batch (:mod:`~xatmodist.train._parallel`); rank 0 writes.
     """
-    import torch
-    from tqdm.auto import tqdm
-
+    rank, size = par.world()
+    if size > 1:
+        par.check_batch(task.batch_size, size, "samples")
+        if task.extra_state():
+            raise InputError(
+                "Adversarial training (a discriminator updated inside the loss) does not run "
+                f"data-parallel yet; run it in one process, not {size} ranks."
+            )
+    # the settings a resumed run must repeat; the world size too when there are ranks
+    config = {**task.config, **({"world_size": size} if size > 1 else {})}
     opt, sched = task.optimizer(task.epochs * task.steps_per_epoch)
     start, history, seconds = 0, [], 0.0
     ckpt = out / CHECKPOINT if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if run.resume and ckpt is not None and ckpt.is_file():
-        start, history, seconds = _restore(task, opt, sched, ckpt)
+        start, history, seconds = _restore(task, config, opt, sched, ckpt)
         log.info("resumed from %s at epoch %d", ckpt, start)
     else:
         task.prepare()
-    if out is not None:
+    par.barrier(size)  # every rank has read the checkpoint before rank 0 rewrites the log
+    if out is not None and rank == 0:
         if run.overwrite:
             checkpoint.clear(out)
         # metrics.jsonl lists exactly the epochs in the checkpoint being continued
         checkpoint.reset_log(out, history)
     end = task.epochs if run.stop_after is None else min(task.epochs, int(run.stop_after))
     for epoch in range(start, end):
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([task.seed, 2, epoch])
-        torch.manual_seed(task.seed * 100_003 + epoch)
-        task.net.train()
-        sums: dict[str, float] = {"loss": 0.0}
-        seen = 0
-        bar = tqdm(
-            total=task.steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{task.epochs}",
-            disable=not progress,
-            leave=False,
-        )
-        batches = task.batches(epoch, rng)
-        try:
-            for batch in itertools.islice(batches, task.steps_per_epoch):
-                loss, n, stats = task.loss(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                sums["loss"] += float(loss.detach()) * n
-                for k, x in stats.items():
-                    sums[k] = sums.get(k, 0) + x
-                seen += n
-                bar.update(1)
-        finally:
-            batches.close()
-            bar.close()
-        elapsed = time.perf_counter() - t0
+        rec, elapsed = _epoch(task, epoch, opt, sched, progress and rank == 0, (rank, size))
         seconds += elapsed
-        rec = task.record(epoch, sums, seen, elapsed, sched.get_last_lr()[0])
         history.append(rec)
         log.info("epoch %d: %s", epoch + 1, rec)
-        line = task.progress_line(rec) if progress else None
+        line = task.progress_line(rec) if progress and rank == 0 else None
         if line:
             print(line, flush=True)  # noqa: T201  (progress report of a training run)
-        if out is not None:
+        if out is not None and rank == 0:
             checkpoint.save(
                 out,
                 epoch=epoch,
@@ -179,6 +161,54 @@ def run_task(task: Task, run: Run, out: Path | None, progress: bool) -> tuple[li
                 history=history,
                 seconds=seconds,
                 extra=task.extra_state(),
-                config=task.config,
+                config=config,
             )
+        par.barrier(size)
     return history, seconds, start
+
+
+def _epoch(task: Task, epoch: int, opt, sched, progress: bool, ranks: tuple[int, int]):
+    """Train one epoch; return (its record, seconds)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    rank, size = ranks
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([task.seed, 2, epoch])
+    torch.manual_seed(task.seed * 100_003 + epoch)
+    task.net.train()
+    sums: dict[str, float] = {"loss": 0.0}
+    seen = 0
+    bar = tqdm(
+        total=task.steps_per_epoch,
+        desc=f"epoch {epoch + 1}/{task.epochs}",
+        disable=not progress,
+        leave=False,
+    )
+    batches = task.batches(epoch, rng)
+    try:
+        for batch in itertools.islice(batches, task.steps_per_epoch):
+            if size > 1:
+                batch = par.shard(batch, rank, size, task.batch_size)
+            loss, n, stats = task.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if size > 1:
+                par.average_gradients(task.net.parameters(), size)
+            opt.step()
+            sched.step()
+            sums["loss"] += float(loss.detach()) * n
+            for k, x in stats.items():
+                sums[k] = sums.get(k, 0) + x
+            seen += n
+            bar.update(1)
+    finally:
+        batches.close()
+        bar.close()
+    if size > 1:
+        par.average_buffers(task.net, size)
+        totals = par.sum_over_ranks({**sums, "seen": seen})
+        seen = int(totals.pop("seen"))
+        sums = totals
+    elapsed = time.perf_counter() - t0
+    return task.record(epoch, sums, seen, elapsed, sched.get_last_lr()[0]), elapsed

@@ -295,7 +295,7 @@ class EncoderTask(Task):
         )
         if self.start is not None:
             self.net.load_state_dict(self.start.module.state_dict())
-        self.epochs, self.seed, self.batch = sch.epochs, sch.seed, sch.batch_size
+        self.epochs, self.seed, self.batch_size = sch.epochs, sch.seed, sch.batch_size
         self.steps_per_epoch = max(1, sch.pairs_per_epoch // sch.batch_size)
         self.config = resolved_config(
             s,
@@ -349,7 +349,7 @@ class EncoderTask(Task):
         order = rng.permutation(len(self.train_blocks))
         blocks = [self.train_blocks[i] for i in order]
         per_block = max(1, math.ceil(self.s.schedule.pairs_per_epoch / len(blocks)))
-        buf, b = [], self.batch
+        buf, b = [], self.batch_size
         it = self.src.iter_blocks(blocks)
         try:
             for bi, (blk, fields) in enumerate(it):
