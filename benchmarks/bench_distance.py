@@ -62,6 +62,10 @@ def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repea
     def eager():
         return a.atmodist.distance(b).values
 
+    def eager_cpu():
+        with xatmodist.set_options(device="cpu"):  # named explicitly (issue 22)
+            return a.atmodist.distance(b).values
+
     ac, bc = a.chunk({"time": chunk}), b.chunk({"time": chunk})
 
     def lazy():
@@ -78,6 +82,8 @@ def run(n: int = 1000, nlat: int = 128, nlon: int = 256, chunk: int = 100, repea
         "dask_chunk": chunk,
     }
     fns = {"bare torch loop": bare, "accessor, numpy": eager, "accessor, dask": lazy}
+    if "device" in xatmodist.get_options():  # absent before issue 22 (an A/B worktree)
+        fns["accessor, numpy, device='cpu'"] = eager_cpu
     res.update(rates_against(fns, "bare torch loop", n_fields, repeat))
     return res
 
@@ -96,9 +102,9 @@ def main() -> None:
         f"distance on {res['n_fields']} fields of {args.nlat}x{args.nlon} "
         f"({res['torch_threads']} torch threads, batch {res['batch_size']}):"
     )
-    for name in ("bare torch loop", "accessor, numpy", "accessor, dask"):
+    for name in [k for k in res if isinstance(res[k], dict)]:
         r = res[name]
-        print(f"  {name:<18} {r['fields_per_s']:8.1f} fields/s   {r['ratio_to_bare']:.2f}x bare")
+        print(f"  {name:<30} {r['fields_per_s']:8.1f} fields/s   {r['ratio_to_bare']:.2f}x bare")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)

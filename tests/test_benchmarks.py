@@ -44,3 +44,32 @@ def test_skipped_lpips_row_says_why():
     rows = rows_from({"lpips": {"skipped": "ModuleNotFoundError: No module named 'lpips'"}})
     assert rows[0]["value"].startswith("skipped: ModuleNotFoundError")
     assert rows[0]["met"] is None
+
+
+def test_the_gpu_check_runs_every_step_on_the_cpu(tmp_path):
+    """``python -m benchmarks.gpu --device cpu --quick``: the GPU check's code paths, here."""
+    import json
+
+    from benchmarks import gpu
+
+    res = gpu.main(["--device", "cpu", "--quick", "--json", str(tmp_path / "gpu.json")])
+    assert json.loads((tmp_path / "gpu.json").read_text())["device"] == "cpu"
+    assert all(v == 0.0 for v in res["agreement"]["float32"].values())  # the CPU against itself
+    bf = res["agreement"]["bfloat16"]
+    assert 0 < bf["distance_max_relative"] < 0.01 and bf["lag_top1_change"] <= 0.01
+    assert set(res["inference"]) == {f"{s} {p}" for s in ("64x128", "721x1440")
+                                     for p in ("float32", "bfloat16")}  # fmt: skip
+    assert res["training"]["bfloat16"]["pairs_per_s"] > 0
+    assert 0 < res["matmul"]["float32"]["fraction"]
+    assert res["matmul"]["float32"]["encoder_flops_per_patch"] > 1e6
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_the_gpu_check_says_when_there_is_no_gpu():
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu"], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2 and "No GPU: torch sees no CUDA device" in r.stdout

@@ -54,3 +54,18 @@ def test_inpaint_and_downscale_on_cluster(client, fields):
     xr.testing.assert_identical(
         xatmodist.downscale(coarse.chunk({"time": 3})).compute(), xatmodist.downscale(coarse)
     )
+
+
+def test_device_and_precision_travel_to_the_workers(client, fields):
+    """The options in force when the graph is built hold on the workers (issue 22)."""
+    import numpy as np
+
+    a = fields.isel(time=slice(0, 4))
+    b = fields.isel(time=slice(1, 5)).assign_coords(time=a.time)
+    with xatmodist.set_options(device="cpu", precision="bfloat16"):
+        local = xatmodist.distance(a, b, spatial=True)
+        lazy = xatmodist.distance(a.chunk({"time": 2}), b.chunk({"time": 2}), spatial=True)
+    fp32 = xatmodist.distance(a, b, spatial=True)
+    got = lazy.compute()  # on the cluster, after the block ended
+    xr.testing.assert_identical(got, local)
+    assert not np.array_equal(got.values, fp32.values)

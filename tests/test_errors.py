@@ -431,7 +431,7 @@ CASES = [
         lambda f, full, m: xatmodist.set_options(batchsize=8),
         InputError,
         r"Unknown option 'batchsize'",
-        [r"\['batch_size', 'jit', 'progress', 'torch_threads'\]"],
+        [r"\['batch_size', 'device', 'jit', 'precision', 'progress', 'torch_threads'\]"],
     ),
     (
         "option-torch-threads-str",

@@ -146,6 +146,9 @@ def apply(
         "tiling": p0.tiling,
         "batch": opts["batch_size"],
         "threads": opts["torch_threads"],
+        # as strings: each process resolves them ("auto": each dask worker its own GPU)
+        "device": opts["device"],
+        "precision": opts["precision"],
         **kwargs,
     }
     if p0.model.task == "encoder":

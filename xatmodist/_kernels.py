@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _device
 from ._threads import torch_threads
 from .errors import InputError, warn
 from .zoo import load_model
@@ -175,8 +176,11 @@ def _padded(t: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([t, pad])
 
 
-def _run_batches(fn, batches, threads: int | None, size: int):
+def _run_batches(fn, batches, threads: int | None, size: int, dev=None, precision="float32"):
     """``fn`` on each batch (a list of numpy arrays) under inference mode, outputs joined.
+
+    The batches move to the torch device ``dev`` (None: the CPU) and run under
+    autocast in ``precision``; the outputs come back as float32 numpy arrays.
 
     Every call of ``fn`` gets exactly ``size`` rows (a short batch is padded with
     zeros, whose outputs are dropped): oneDNN picks its convolution kernels and
@@ -188,12 +192,13 @@ def _run_batches(fn, batches, threads: int | None, size: int):
     """
     import torch
 
+    dev = torch.device("cpu") if dev is None else dev
     outs = []
-    with torch_threads(threads), torch.inference_mode():
+    with torch_threads(threads), torch.inference_mode(), _device.autocast(dev, precision):
         for ts in batches:
             n = len(ts[0])
-            out = fn(*(torch.from_numpy(_padded(t, size)) for t in ts))
-            outs.append(out.numpy()[:n])
+            out = fn(*(_device.to_device(torch.from_numpy(_padded(t, size)), dev) for t in ts))
+            outs.append(out.float().cpu().numpy()[:n])
     return np.concatenate(outs) if outs else None
 
 
@@ -201,76 +206,125 @@ def _slices(n: int, step: int):
     return (slice(i, i + step) for i in range(0, n, step))
 
 
-def _run(fn, tiles_list, batch: int, threads: int | None):
+def _run(fn, tiles_list, batch: int, threads: int | None, dev=None, precision="float32"):
     """``fn`` on exactly ``batch`` rows of the arrays in ``tiles_list`` at a time."""
     n = len(tiles_list[0])
-    return _run_batches(fn, ([t[s] for t in tiles_list] for s in _slices(n, batch)), threads, batch)
+    parts = ([t[s] for t in tiles_list] for s in _slices(n, batch))
+    return _run_batches(fn, parts, threads, batch, dev, precision)
 
 
 #: batches of patches tiled together by :func:`_run_tiled`
 TILE_BATCHES = 8
 
 
-def _run_tiled(fn, fields: list[np.ndarray], tiling: Tiling, batch: int, threads: int | None):
+def _run_tiled(
+    fn,
+    fields: list[np.ndarray],
+    tiling: Tiling,
+    batch: int,
+    threads: int | None,
+    dev=None,
+    precision: str = "float32",
+):
     """``_run(fn, [tiles of each of fields], ...)``, tiling ``TILE_BATCHES`` batches at a time.
 
     The tiles of a block hold as many values as the block itself (more where
-    patches overlap); tiling a few batches' worth of fields at a time bounds
-    that copy (4 MB per input for 2 variables at the defaults) instead of
-    doubling the memory of a large block.  Tiling batch by batch was slower
-    than tiling everything at once in same-process A/B rounds (torch's threads
-    idle while numpy tiles); 8 batches at a time was not.  Every pass holds
-    exactly ``batch`` patches (see :func:`_run_batches`), so where the batch
-    boundaries fall does not change any patch's result.
+    patches overlap); tiling a few batches' worth at a time bounds that copy
+    (4 MB per input for 2 variables at the defaults) instead of doubling the
+    memory of a large block.  Fields with fewer patches than that are tiled
+    whole, several at once; a larger field (e.g. 721 x 1440) streams its
+    patches in runs of ``TILE_BATCHES * batch``, so the copy is bounded by
+    ``batch_size``, not by the field.  Tiling batch by batch was slower than
+    tiling everything at once in same-process A/B rounds (torch's threads idle
+    while numpy tiles); 8 batches at a time was not.  Every pass holds exactly
+    ``batch`` patches (see :func:`_run_batches`), so where the batch boundaries
+    fall does not change any patch's result.
     """
     ny, nx = tiling.shape
-    step = max(1, TILE_BATCHES * batch // (ny * nx))  # fields tiled together
+    run = TILE_BATCHES * batch
 
     def batches():
-        for s in _slices(len(fields[0]), step):
-            cut = [tiles(f[s], tiling) for f in fields]
-            for t in _slices(len(cut[0]), batch):
-                yield [x[t] for x in cut]
+        if ny * nx <= run:  # whole fields, several at a time
+            for s in _slices(len(fields[0]), max(1, run // (ny * nx))):
+                cut = [tiles(f[s], tiling) for f in fields]
+                for t in _slices(len(cut[0]), batch):
+                    yield [x[t] for x in cut]
+            return
+        for i in range(len(fields[0])):  # one large field, a run of its patches at a time
+            for k in _slices(ny * nx, run):
+                cut = [_patch_run(f[i], tiling, k) for f in fields]
+                for t in _slices(len(cut[0]), batch):
+                    yield [x[t] for x in cut]
 
-    return _run_batches(fn, batches(), threads, batch)
+    return _run_batches(fn, batches(), threads, batch, dev, precision)
 
 
-_FUSED: dict[tuple[int, bool], tuple] = {}
+def _patch_run(x: np.ndarray, t: Tiling, k: slice) -> np.ndarray:
+    """Patches ``k`` (row-major numbers) of one field (C, H, W) of ``t``: (K, C, P, P)."""
+    p, nx = t.patch, len(t.cols)
+    i, j = np.divmod(np.arange(k.start, min(k.stop, len(t.rows) * nx)), nx)
+    r = np.asarray(t.rows)[i][:, None] + np.arange(p)  # (K, P)
+    c = (np.asarray(t.cols)[j][:, None] + np.arange(p)) % t.nlon  # (K, P)
+    return np.ascontiguousarray(x[:, r[:, :, None], c[:, None, :]].transpose(1, 0, 2, 3))
+
+
+_FUSED: dict[tuple[int, bool, str], tuple] = {}
 #: one thread builds an inference copy while the others wait (dask's threaded
 #: scheduler starts many tasks at once; tracing twice would waste time, and
 #: warnings.catch_warnings around the tracing is not thread-safe)
 _FUSED_LOCK = threading.Lock()
 
 
-def inference_encoder(model: str, jit: bool = True):
-    """The encoder of ``model`` for inference (one copy per loaded model and ``jit``).
+def inference_encoder(
+    model: str, jit: bool = True, device: str = "cpu", precision: str = "float32"
+):
+    """The encoder of ``model`` for inference on ``device`` (one copy per model, kind, device).
 
-    Batch norms folded; with ``jit`` the trunk is a frozen TorchScript graph
-    (:func:`xatmodist.nn.encoder.frozen_for_inference`).
+    Batch norms folded; on the CPU in float32 and with ``jit`` the trunk is a
+    frozen TorchScript graph (:func:`xatmodist.nn.encoder.frozen_for_inference`);
+    elsewhere the eager folded network (cuDNN fuses on its own, and a frozen
+    graph does not take autocast).
     """
     from .nn.encoder import frozen_for_inference, fused_for_inference
 
+    dev = _device.resolve(device)
+    frozen = bool(jit) and dev.type == "cpu" and precision == "float32"
     m = load_model(model)
-    key = (id(m), bool(jit))
+    key = (id(m), frozen, str(dev))
     with _FUSED_LOCK:
         hit = _FUSED.get(key)
         if hit is None or hit[0] is not m:
             net = (
                 frozen_for_inference(m.module, int(m.card.patch_size))
-                if jit
+                if frozen
                 else fused_for_inference(m.module)
             )
-            hit = _FUSED[key] = (m, net)
+            hit = _FUSED[key] = (m, net.to(dev))
     return hit[1]
 
 
-def _pair(a: np.ndarray, b: np.ndarray, model: str, jit: bool = True):
+def _module(model: str, dev):
+    """The network of ``model`` on the torch device ``dev`` (the loaded one on the CPU)."""
+    m = load_model(model)
+    if dev.type == "cpu":
+        return m.module
+    import copy
+
+    key = (id(m), "module", str(dev))
+    with _FUSED_LOCK:
+        hit = _FUSED.get(key)
+        if hit is None or hit[0] is not m:
+            hit = _FUSED[key] = (m, copy.deepcopy(m.module).to(dev))
+    return hit[1]
+
+
+def _pair(a: np.ndarray, b: np.ndarray, model: str, jit: bool, device: str, precision: str):
     """Broadcast a pair of blocks, load the model, flatten and check both."""
     a, b = np.broadcast_arrays(a, b)
-    net = inference_encoder(model, jit)
-    names = load_model(model).variables
-    fa, bad_a, lead = _prepare(a, net, names)
-    fb, bad_b, _ = _prepare(b, net, names)
+    net = inference_encoder(model, jit, device, precision)
+    m = load_model(model)
+    fa, bad_a, lead = _prepare(a, m.module, m.variables)
+    fb, bad_b, _ = _prepare(b, m.module, m.variables)
     return net, fa, fb, bad_a, bad_b, lead
 
 
@@ -285,15 +339,18 @@ def distance_kernel(
     batch: int = 64,
     threads: int | None = None,
     jit: bool = True,
+    device: str = "cpu",
+    precision: str = "float32",
 ) -> np.ndarray:
     """Distance per field (..., ) or per patch (..., ny, nx) if ``spatial``."""
-    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model, jit)
+    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model, jit, device, precision)
     ny, nx = tiling.shape
     n = fa.shape[0]
     if n == 0:
         return np.zeros(lead + ((ny, nx) if spatial else ()), dtype=np.float32)
+    dev = _device.resolve(device)
     if metric == "learned":
-        d = _run_tiled(net.distance, [fa, fb], tiling, batch, threads)
+        d = _run_tiled(net.distance, [fa, fb], tiling, batch, threads, dev, precision)
     elif metric == "l2":
         d = _run_tiled(
             lambda x, y: (net.normaliser(x) - net.normaliser(y)).pow(2).mean(dim=(1, 2, 3)),
@@ -301,6 +358,8 @@ def distance_kernel(
             tiling,
             batch,
             threads,
+            dev,
+            precision,
         )
     else:  # pragma: no cover - validated by the caller
         raise ValueError(metric)
@@ -321,10 +380,13 @@ def embed_kernel(
     batch: int = 64,
     threads: int | None = None,
     jit: bool = True,
+    device: str = "cpu",
+    precision: str = "float32",
 ) -> np.ndarray:
     """Features: (..., F) for pool='mean', (..., ny, nx, F) for 'tile', feature grid for 'none'."""
-    net = inference_encoder(model, jit)
-    fa, bad, lead = _prepare(a, net, load_model(model).variables)
+    net = inference_encoder(model, jit, device, precision)
+    m = load_model(model)
+    fa, bad, lead = _prepare(a, m.module, m.variables)
     ny, nx = tiling.shape
     nf = net.encoder.out_channels
     r = net.encoder.reduction
@@ -341,7 +403,8 @@ def embed_kernel(
         shape = (ny * g, nx * g, nf)
     if n == 0:
         return np.zeros(lead + shape, dtype=np.float32)
-    f = _run_tiled(fn, [fa], tiling, batch, threads).astype(np.float32)
+    dev = _device.resolve(device)
+    f = _run_tiled(fn, [fa], tiling, batch, threads, dev, precision).astype(np.float32)
     if pool == "mean":
         f = f.reshape(n, ny * nx, nf).mean(axis=1)
     elif pool == "tile":
@@ -365,16 +428,27 @@ def lag_kernel(
     batch: int = 64,
     threads: int | None = None,
     jit: bool = True,
+    device: str = "cpu",
+    precision: str = "float32",
 ) -> np.ndarray:
     """Lag-class probabilities (..., K), averaged over the patches of each field."""
     import torch
 
-    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model, jit)
+    net, fa, fb, bad_a, bad_b, lead = _pair(a, b, model, jit, device, precision)
     k = net.head[-1].out_features
     n = fa.shape[0]
     if n == 0:
         return np.zeros(lead + (k,), dtype=np.float32)
-    p = _run_tiled(lambda x, y: torch.softmax(net(x, y), dim=1), [fa, fb], tiling, batch, threads)
+    dev = _device.resolve(device)
+    p = _run_tiled(
+        lambda x, y: torch.softmax(net(x, y).float(), dim=1),
+        [fa, fb],
+        tiling,
+        batch,
+        threads,
+        dev,
+        precision,
+    )
     ny, nx = tiling.shape
     p = p.reshape(n, ny * nx, k).mean(axis=1).astype(np.float32)
     p[bad_a | bad_b] = np.nan
@@ -389,10 +463,13 @@ def normalise_kernel(
     batch: int = 64,
     threads: int | None = None,
     jit: bool = True,
+    device: str = "cpu",
+    precision: str = "float32",
 ) -> np.ndarray:
     """The model's input normalisation applied to whole fields (..., C, H, W).
 
-    ``jit`` is accepted as by the other encoder kernels and has nothing to do here.
+    ``jit``, ``device`` and ``precision`` are accepted as by the other encoder kernels
+    and have nothing to do here (a cheap elementwise map, on the CPU in float32).
     """
     import torch
 
@@ -416,9 +493,12 @@ def downscale_kernel(
     halo: int = 8,
     batch: int = 64,
     threads: int | None = None,
+    device: str = "cpu",
+    precision: str = "float32",
 ) -> np.ndarray:
     """Refined fields (..., C, H*f, W*f); whole fields with a halo (wrapped on global grids)."""
-    net = load_model(model).module
+    dev = _device.resolve(device)
+    net = _module(model, dev)
     f = net.factor
     lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
     flat, bad, _ = _zero_nonfinite(a.reshape((-1, c, h, w)).astype(np.float32, copy=False))
@@ -426,7 +506,7 @@ def downscale_kernel(
         return np.zeros(lead + (c, h * f, w * f), dtype=np.float32)
     hy, hx = min(halo, h - 1), min(halo, w - 1)
     padded = pad_fields(flat, hy, hx, 1, wrap, mirror="reflect")
-    out = _run(net, [np.ascontiguousarray(padded)], FIELDS_PER_PASS, threads)
+    out = _run(net, [np.ascontiguousarray(padded)], FIELDS_PER_PASS, threads, dev, precision)
     out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
     out[bad] = np.nan
     return out.reshape(lead + (c, h * f, w * f))
@@ -497,6 +577,8 @@ def inpaint_kernel(
     halo: int = 16,
     batch: int = 64,
     threads: int | None = None,
+    device: str = "cpu",
+    precision: str = "float32",
 ) -> np.ndarray:
     """Filled fields (..., C, H, W) in ``a``'s dtype.
 
@@ -563,7 +645,8 @@ def inpaint_kernel(
         hx = max(halo, int(np.ceil(2 * limit)))
     xp = np.ascontiguousarray(pad_fields(x, halo, hx, net.multiple, wrap))
     mp = np.ascontiguousarray(pad_fields(mk, halo, hx, net.multiple, wrap), dtype=np.float32)
-    pred = _run(net, [xp, mp], FIELDS_PER_PASS, threads)
+    dev = _device.resolve(device)
+    pred = _run(_module(model, dev), [xp, mp], FIELDS_PER_PASS, threads, dev, precision)
     pred = pred[:, :, halo : halo + h, hx : hx + w].astype(flat.dtype)
     if shift:
         pred = np.roll(pred, shift, axis=-1)

@@ -124,7 +124,11 @@ def _train(args) -> int:
     from .recipes import fit, run_recipe
 
     if args.recipe is not None:
-        run = {k: getattr(args, k) for k in ("threads", "stop_after") if getattr(args, k)}
+        run = {
+            k: getattr(args, k)
+            for k in ("threads", "stop_after", "device", "precision")
+            if getattr(args, k)
+        }
         model = run_recipe(
             args.recipe,
             data=open_data(args.data) if args.data else None,
@@ -201,6 +205,11 @@ def _train_parser(sub) -> None:
     t.add_argument("--evaluate-only", action="store_true", help="--recipe: re-measure the model")
     t.add_argument("--threads", type=int, default=None, help="--recipe: torch threads")
     t.add_argument("--stop-after", type=int, default=None, help="--recipe: epochs in this call")
+    t.add_argument("--device", default=None, help="--recipe: auto, cpu, cuda, cuda:N or mps")
+    t.add_argument(
+        "--precision", default=None, choices=["float32", "bfloat16", "float16"],
+        help="--recipe: autocast type of the forward passes",
+    )  # fmt: skip
     t.set_defaults(func=_train, what=None)
     tsub = t.add_subparsers(dest="what")
     helps = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _device
 from .errors import InputError
 
 __all__ = ["set_options", "get_options"]
@@ -20,6 +21,8 @@ _OPTIONS: dict[str, Any] = {
     "torch_threads": None,
     "progress": True,
     "jit": True,
+    "device": "auto",
+    "precision": "float32",
 }
 
 
@@ -49,6 +52,8 @@ _VALIDATORS = {
     "torch_threads": _threads,
     "progress": _bool("progress"),
     "jit": _bool("jit"),
+    "device": lambda v: _device.check_device(v),
+    "precision": lambda v: None,  # checked with the device it will run on (__init__)
 }
 
 
@@ -75,7 +80,24 @@ class set_options:  # noqa: N801  (lower case like xarray.set_options)
         Run the encoder's trunk as a frozen TorchScript graph (convolutions
         fused with their ReLUs and residual adds; about a third faster on CPU,
         equal up to float rounding).  False runs it eagerly (for debugging).
-        Travels with the task graph, so it holds on dask workers too.
+        Travels with the task graph, so it holds on dask workers too.  Used
+        on the CPU in float32 only; on a GPU, or in another precision, the
+        eager network with folded batch norms runs (cuDNN picks fused kernels
+        itself, and a frozen graph does not take autocast).
+    device : str
+        Where the networks run: ``"auto"`` (default: a CUDA GPU if torch sees
+        one, else Apple's ``"mps"`` if available, else the CPU), ``"cpu"``,
+        ``"cuda"``, ``"cuda:N"`` or ``"mps"``.  Travels with dask tasks as the
+        string, so ``"auto"`` is decided by each worker: with one worker per
+        GPU (``dask_cuda.LocalCUDACluster``) each uses its own.  Batches move
+        to a GPU from pinned memory without blocking; results come back as
+        numpy.  A device torch cannot see is refused here.
+    precision : str
+        ``"float32"`` (default), ``"bfloat16"`` or ``"float16"`` (GPU only):
+        convolutions and matrix products under :func:`torch.autocast` in that
+        type; inputs, normalisation and results stay float32.  Results are
+        no longer bitwise those of float32 (docs/scaling.md gives measured
+        differences).
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -85,6 +107,11 @@ class set_options:  # noqa: N801  (lower case like xarray.set_options)
                 raise InputError(f"Unknown option {k!r}; the options are {sorted(_OPTIONS)}.")
             _VALIDATORS[k](v)
             self.old[k] = _OPTIONS[k]
+        if "device" in kwargs or "precision" in kwargs:
+            _device.check_precision(
+                kwargs.get("precision", _OPTIONS["precision"]),
+                kwargs.get("device", _OPTIONS["device"]),
+            )
         _OPTIONS.update(kwargs)
 
     def __enter__(self) -> set_options:

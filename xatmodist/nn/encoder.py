@@ -284,7 +284,9 @@ class AtmoDistNet(nn.Module):
 
     def distance(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2), or of |f_a - f_b|."""
-        f = self.features(torch.cat([xa, xb], dim=0))
+        # differences in float32: under autocast the features may be bfloat16/float16,
+        # and nearby states have nearly equal features (no-op in float32)
+        f = self.features(torch.cat([xa, xb], dim=0)).float()
         fa, fb = f.chunk(2, dim=0)
         return self.alpha * self.feature_distance(fa, fb)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .. import options
+from .. import _device, options
 from .._threads import torch_threads
 from ..errors import InputError
 from ..zoo import Model, load_model, require_task
@@ -36,18 +36,35 @@ def train(data, task: str, kwargs: Mapping, build: Callable, caller: str) -> Mod
     ``finish(history, seconds, first_epoch) -> Model`` method.  The model is
     saved to ``out/model`` when ``out`` is given.
     """
+    import torch
+
     s = TRAINERS[task].settings(kwargs, caller)
     run = s.run
     out = checkpoint.check_out(run.out, resume=run.resume, overwrite=run.overwrite)
-    progress = options.get_options()["progress"] if run.progress is None else run.progress
+    opts = options.get_options()
+    progress = opts["progress"] if run.progress is None else run.progress
+    device, precision = _device_of(run, opts)
     with torch_threads(run.threads):
         src = FieldSource(data, s.data.variables, s.data.dim, s.data.spatial_dims)
         t = build(s, src)
-        history, seconds, first = run_task(t, run, out, progress)
+        history, seconds, first = run_task(t, run, out, progress, device, precision)
+        t.to(torch.device("cpu"))  # the model is written and returned on the CPU
         model = t.finish(history, seconds, first)
+        model.card.training.update(device=str(device), precision=precision)
     if out is not None and par.world()[0] == 0:  # under torchrun, rank 0 writes
         model.save(out / checkpoint.MODEL)
     return model
+
+
+def _device_of(run, opts: dict):
+    """The torch device and precision of a run: its own settings, else the options."""
+    import os
+
+    device = opts["device"] if run.device is None else run.device
+    precision = opts["precision"] if run.precision is None else run.precision
+    _device.check_device(device)
+    _device.check_precision(precision, device)
+    return _device.training_device(device, int(os.environ.get("LOCAL_RANK", "0"))), precision
 
 
 def document(fn: Callable, task: str) -> Callable:

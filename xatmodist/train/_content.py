@@ -33,9 +33,22 @@ class Content:
         self.cfg, self.src = cfg, src
         self.enc = load_encoder(cfg.encoder, src) if kind[1] == "atmodist" else None
         self.extra = load_extra_encoders(cfg.extra_encoders, src, kind)
+        self.distance = distance
         self.dist = distance(self.enc) if self.enc is not None else None
         self.extra_terms = [(float(e.module.alpha), distance(e), idx) for e, idx in self.extra]
         self.weights = fixed_weights(cfg.variable_weights, src, cfg.balance_variables, kind)
+
+    def to(self, device) -> None:
+        """Copies of the loss's encoders on ``device`` (the loaded models stay where they are)."""
+        if device.type == "cpu":
+            return
+        self.enc = _on(self.enc, device)
+        self.extra = [(_on(e, device), idx) for e, idx in self.extra]
+        self.dist = self.distance(self.enc) if self.enc is not None else None
+        self.extra_terms = [
+            (alpha, self.distance(e), idx)
+            for (alpha, _, idx), (e, _) in zip(self.extra_terms, self.extra, strict=True)
+        ]
 
     def balance(self, truth, baseline, *extra) -> None:
         """Measure the per-variable weights on a simple method's output ``baseline``."""
@@ -84,6 +97,15 @@ class Content:
             "encoder_sha256": enc.sha256 if enc is not None else None,
             "l2_weight": self.cfg.l2_weight if enc is not None else 1.0,
         }
+
+
+def _on(model: Model | None, device) -> Model | None:
+    """A copy of ``model`` whose network is on ``device`` (same card, path and weights)."""
+    if model is None:
+        return None
+    import copy
+
+    return Model(card=model.card, module=copy.deepcopy(model.module).to(device), path=model.path)
 
 
 def _an_encoder(encoder: str | Model, role: str) -> Model:

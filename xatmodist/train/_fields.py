@@ -101,6 +101,12 @@ class FieldTask(Task):
         for s in range(self.steps_per_epoch):
             yield data[(s * self.batch_size) % len(data) :][: self.batch_size], step_rng
 
+    def to(self, device) -> None:
+        """Move the network, the content loss's encoders and the critic to ``device``."""
+        self.net.to(device)
+        self.std = self.net.std.view(1, -1, 1, 1)
+        self.content.to(device)
+
     def loss(self, batch):
         """The subclass's loss of one batch of patches."""
         truth, rng = batch

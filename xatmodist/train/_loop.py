@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _device
 from ..errors import InputError
 from . import _checkpoint as checkpoint
 from . import _parallel as par
@@ -53,6 +54,10 @@ class Task:
     config: dict
     batch_size: int
     finished_only: tuple[str, ...] = ()
+
+    def to(self, device) -> None:
+        """Move what the loss computes with to the torch ``device``."""
+        self.net.to(device)
 
     def optimizer(self, total_steps: int):
         """(optimizer, learning-rate scheduler) for ``total_steps`` steps."""
@@ -107,16 +112,23 @@ def _restore(task: Task, config: dict, opt, sched, ckpt: Path) -> tuple[int, lis
     return checkpoint.restore(state, task.net, opt, sched, task.extra_state())
 
 
-def run_task(task: Task, run: Run, out: Path | None, progress: bool) -> tuple[list, float, int]:
+def run_task(
+    task: Task, run: Run, out: Path | None, progress: bool, device=None, precision: str = "float32"
+) -> tuple[list, float, int]:
     """Train ``task``; return (history, training seconds, the epoch the call started at).
 
     ``out`` is checked already (:func:`~xatmodist.train._checkpoint.check_out`).
     Each epoch draws its data from ``numpy.random.default_rng([seed, 2,
     epoch])`` and seeds torch with ``seed * 100_003 + epoch``, so a resumed run
     draws what an uninterrupted one would.  Under ``torchrun`` the ranks share
-    each batch (:mod:`~xatmodist.train._parallel`); rank 0 writes.
+    each batch (:mod:`~xatmodist.train._parallel`); rank 0 writes.  The task
+    trains on the torch ``device`` (None: the CPU) with its forward passes
+    under autocast in ``precision`` (float16 with a gradient scaler).
     """
-    rank, size = par.world()
+    import torch
+
+    device = torch.device("cpu") if device is None else device
+    rank, size = par.world(device)
     if size > 1:
         par.check_batch(task.batch_size, size, "samples")
         if task.extra_state():
@@ -126,16 +138,19 @@ def run_task(task: Task, run: Run, out: Path | None, progress: bool) -> tuple[li
             )
     # the settings a resumed run must repeat; the world size too when there are ranks
     config = {**task.config, **({"world_size": size} if size > 1 else {})}
-    opt, sched = task.optimizer(task.epochs * task.steps_per_epoch)
     start, history, seconds = 0, [], 0.0
     ckpt = out / CHECKPOINT if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    if run.resume and ckpt is not None and ckpt.is_file():
+    resume = run.resume and ckpt is not None and ckpt.is_file()
+    if not resume:
+        task.prepare()  # on the CPU: statistics of the training data
+    task.to(device)  # before the optimizer and its restored state
+    opt, sched = task.optimizer(task.epochs * task.steps_per_epoch)
+    if resume:
         start, history, seconds = _restore(task, config, opt, sched, ckpt)
         log.info("resumed from %s at epoch %d", ckpt, start)
-    else:
-        task.prepare()
+    scaler = torch.amp.GradScaler(device.type) if precision == "float16" else None
     par.barrier(size)  # every rank has read the checkpoint before rank 0 rewrites the log
     if out is not None and rank == 0:
         if run.overwrite:
@@ -144,7 +159,9 @@ def run_task(task: Task, run: Run, out: Path | None, progress: bool) -> tuple[li
         checkpoint.reset_log(out, history)
     end = task.epochs if run.stop_after is None else min(task.epochs, int(run.stop_after))
     for epoch in range(start, end):
-        rec, elapsed = _epoch(task, epoch, opt, sched, progress and rank == 0, (rank, size))
+        rec, elapsed = _epoch(
+            task, epoch, (opt, sched, scaler), progress and rank == 0, (rank, size), precision
+        )
         seconds += elapsed
         history.append(rec)
         log.info("epoch %d: %s", epoch + 1, rec)
@@ -167,12 +184,14 @@ def run_task(task: Task, run: Run, out: Path | None, progress: bool) -> tuple[li
     return history, seconds, start
 
 
-def _epoch(task: Task, epoch: int, opt, sched, progress: bool, ranks: tuple[int, int]):
-    """Train one epoch; return (its record, seconds)."""
+def _epoch(task: Task, epoch: int, step, progress: bool, ranks: tuple[int, int], precision: str):
+    """Train one epoch; return (its record, seconds).  ``step``: (optimizer, schedule, scaler)."""
     import torch
     from tqdm.auto import tqdm
 
+    opt, sched, scaler = step
     rank, size = ranks
+    device = next(task.net.parameters()).device
     t0 = time.perf_counter()
     rng = np.random.default_rng([task.seed, 2, epoch])
     torch.manual_seed(task.seed * 100_003 + epoch)
@@ -190,12 +209,20 @@ def _epoch(task: Task, epoch: int, opt, sched, progress: bool, ranks: tuple[int,
         for batch in itertools.islice(batches, task.steps_per_epoch):
             if size > 1:
                 batch = par.shard(batch, rank, size, task.batch_size)
-            loss, n, stats = task.loss(batch)
+            batch = tuple(
+                _device.to_device(x, device) if isinstance(x, torch.Tensor) else x for x in batch
+            )
+            with _device.autocast(device, precision):
+                loss, n, stats = task.loss(batch)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if scaler is None else scaler.scale(loss)).backward()
             if size > 1:
                 par.average_gradients(task.net.parameters(), size)
-            opt.step()
+            if scaler is None:
+                opt.step()
+            else:  # skips the step where the scaled gradients overflowed (on every rank alike)
+                scaler.step(opt)
+                scaler.update()
             sched.step()
             sums["loss"] += float(loss.detach()) * n
             for k, x in stats.items():

@@ -8,8 +8,8 @@ take with the whole batch.  What differs from one process: batch-norm
 statistics are those of each rank's share (the running statistics are
 averaged over the ranks after every epoch), and the encoder's ranking term
 compares pairs within a share only.  Rank 0 alone writes checkpoints, the
-metrics log and the model.  Training runs on the CPU (device options are
-still to come), so the backend is ``gloo``.
+metrics log and the model.  The backend is ``nccl`` when the ranks train on
+CUDA GPUs (each on ``cuda:LOCAL_RANK``), ``gloo`` on CPUs.
 """
 
 from __future__ import annotations
@@ -21,19 +21,24 @@ from ..errors import InputError
 __all__ = ["average_buffers", "average_gradients", "barrier", "shard", "sum_over_ranks", "world"]
 
 
-def world() -> tuple[int, int]:
+def world(device=None) -> tuple[int, int]:
     """(rank, world size): from ``torchrun``'s environment, (0, 1) without it.
 
-    Starts the process group (``gloo``: the tensors are on the CPU) if
-    ``torchrun`` set ``WORLD_SIZE`` > 1 and nobody started it yet.
+    Starts the process group if ``torchrun`` set ``WORLD_SIZE`` > 1 and nobody
+    started it yet: ``nccl`` for a CUDA ``device`` (made this process's
+    current device first), ``gloo`` otherwise.
     """
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return 0, 1
+    import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
+        cuda = device is not None and device.type == "cuda"
+        if cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -78,7 +83,8 @@ def sum_over_ranks(values: dict) -> dict:
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor([float(v) for v in values.values()], dtype=torch.float64)
+    on = "cuda" if dist.get_backend() == "nccl" else "cpu"  # nccl reduces GPU tensors only
+    t = torch.tensor([float(v) for v in values.values()], dtype=torch.float64, device=on)
     dist.all_reduce(t)
     return dict(zip(values, t.tolist(), strict=True))
 

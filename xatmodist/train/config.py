@@ -355,6 +355,16 @@ class Run:
     """Model name written to the card."""
     threads: int | None = opt(None)
     """torch intra-op threads (restored afterwards)."""
+    device: str | None = opt(None)
+    """Where to train: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (default:
+    ``set_options(device=...)``); under ``torchrun`` a CUDA run puts each process on
+    ``cuda:LOCAL_RANK``. Recorded on the card.
+    """
+    precision: str | None = opt(None, {"choices": ["float32", "bfloat16", "float16"]})
+    """Forward passes under autocast in this type: ``"float32"``, ``"bfloat16"`` or ``"float16"``
+    (GPU only, with a gradient scaler); default: ``set_options(precision=...)``. Weights and
+    optimizer state stay float32. Recorded on the card.
+    """
     progress: bool | None = opt(None)
     """Progress bar and a line per epoch (default: ``set_options(progress=...)``)."""
     data_description: str | None = opt(None)

@@ -85,6 +85,13 @@ class DownscalerTask(FieldTask):
         self.mean = self.net.mean.view(1, -1, 1, 1)
         self.critic = _Critic(src.n_channels, s.schedule.lr) if s.adversarial.adversarial else None
 
+    def to(self, device) -> None:
+        """Move everything the loss uses to ``device``."""
+        super().to(device)
+        self.mean = self.net.mean.view(1, -1, 1, 1)
+        if self.critic is not None:
+            self.critic.net.to(device)
+
     def distance(self, enc):
         """The encoder's feature distance of two patches."""
         return _feature_distance(enc)

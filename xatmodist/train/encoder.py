@@ -365,6 +365,10 @@ class EncoderTask(Task):
         finally:
             it.close()
 
+    def to(self, device) -> None:
+        """Move the network to ``device`` (the validation pairs move batch by batch)."""
+        self.net.to(device)
+
     def loss(self, batch):
         """Cross-entropy of the lag head (+ the ranking term)."""
         import torch.nn.functional as F
@@ -511,15 +515,18 @@ def _score(net, a, b, c, batch: int = 512) -> dict:
     import torch
     from scipy.stats import spearmanr
 
+    dev = next(net.parameters()).device  # the pairs stay on the CPU, a batch moves
     net.eval()
     with torch.inference_mode():
         out = [
-            net.logits_and_distance(a[i : i + batch], b[i : i + batch], kind=net.distance_kind)
+            net.logits_and_distance(
+                a[i : i + batch].to(dev), b[i : i + batch].to(dev), kind=net.distance_kind
+            )
             for i in range(0, len(c), batch)
         ]
     net.train()
-    pred = torch.cat([o[0] for o in out]).argmax(1)
-    dist = torch.cat([o[1] for o in out]).numpy()
+    pred = torch.cat([o[0].cpu() for o in out]).argmax(1)
+    dist = torch.cat([o[1].cpu() for o in out]).numpy()
     err = (pred - c).abs()
     return {
         "top1": float((err == 0).float().mean()),

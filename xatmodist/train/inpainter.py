@@ -123,7 +123,7 @@ class InpainterTask(FieldTask):
         import torch
 
         mask = torch.from_numpy(random_masks(rng, len(truth), self.patch, self.holes, self.kinds))
-        mask = mask.to(truth.dtype)
+        mask = mask.to(truth)  # its dtype and device
         filled = self.net.fill(truth, mask)
         n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
         mse = (((filled - truth) / self.std).pow(2) * mask).sum() / n_hole
