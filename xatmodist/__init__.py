@@ -14,6 +14,7 @@ except PackageNotFoundError:  # pragma: no cover - source tree without install
 
 from . import datasets, derive, metrics
 from .accessor import _register
+from .analogs import analog_forecast, analogs, archive_features
 from .derive import vorticity_divergence
 from .distance import distance, embed
 from .downscale import downscale
@@ -51,6 +52,9 @@ __all__ = [
     "VariableNotFoundError",
     "WeightsError",
     "XatmodistError",
+    "analog_forecast",
+    "analogs",
+    "archive_features",
     "datasets",
     "derive",
     "metrics",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import xarray as xr
 
+from .analogs import analog_forecast, analogs
 from .distance import distance, embed
 from .downscale import downscale
 from .inpaint import inpaint
@@ -42,6 +43,14 @@ class AtmoDistAccessor:
     def inpaint(self, **kwargs) -> xr.Dataset | xr.DataArray:
         """Holes filled; see :func:`xatmodist.inpaint`."""
         return inpaint(self._obj, **kwargs)
+
+    def analogs(self, archive=None, **kwargs) -> xr.Dataset:
+        """Nearest archive states; see :func:`xatmodist.analogs`."""
+        return analogs(self._obj, archive, **kwargs)
+
+    def analog_forecast(self, archive, lead, **kwargs):
+        """Forecast from analogues' successors; see :func:`xatmodist.analog_forecast`."""
+        return analog_forecast(self._obj, archive, lead, **kwargs)
 
     def lag_curve(self, **kwargs) -> xr.Dataset:
         """Distance against lag; see :func:`xatmodist.lag_curve`."""
