@@ -162,3 +162,89 @@ def test_analog_forecast_is_the_mean_of_the_successors(target, archive):
 def test_bad_input(target, archive, call, match):
     with pytest.raises(xatmodist.XatmodistError, match=match):
         call(target, archive)
+
+
+# --------------------------------------------------------------------------- analogue metrics
+
+
+@pytest.fixture(scope="module")
+def metric(sample, tmp_path_factory):
+    """An analogue metric of the default encoder, fitted on one sample run (tiny, real code)."""
+    from xatmodist.train import fit_analog_metric
+
+    out = tmp_path_factory.mktemp("analog") / "m"
+    return fit_analog_metric(
+        sample.isel(run=1), encoder=xatmodist.zoo.DEFAULT_ENCODER, lead="6h", components=8,
+        name="tiny-analog", out=str(out),
+    )  # fmt: skip
+
+
+def test_an_analogue_metric_searches_among_predicted_successors(metric, target, archive):
+    import torch
+
+    m = xatmodist.load_model(metric.path)
+    assert m.task == "analog" and m.card.lead_seconds == 6 * 3600
+    assert m.card.training["components"] == 8 and 0 < m.card.training["train_r2"] <= 1
+    got = xatmodist.analogs(target, archive, k=4, model=m.path)
+    # brute force: the projection of every field's flattened feature grid, squared differences
+    enc = xatmodist.zoo.DEFAULT_ENCODER
+
+    def proj(x):
+        f = xatmodist.embed(x, model=enc, pool="none").values.reshape(x.sizes["time"], -1)
+        with torch.inference_mode():
+            return m.module(torch.from_numpy(f)).double().numpy()
+
+    pt, pa = proj(target), proj(archive)
+    d = ((pt[:, None] - pa[None]) ** 2).mean(-1)
+    order = np.argsort(d, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(got.time_analog.values, archive.time.values[order])
+    np.testing.assert_allclose(got.distance.values, np.take_along_axis(d, order, 1), rtol=1e-4)
+    lazy = xatmodist.analogs(target.chunk({"time": 2}), archive.chunk({"time": 7}), k=4,
+                             model=m.path)  # fmt: skip
+    xr.testing.assert_identical(lazy.compute(), got)
+
+
+def test_analogue_metric_errors(metric, target, archive, tmp_path):
+    import json
+    import shutil
+
+    with pytest.raises(InputError, match=r"searches with its own distance.*metric='l2'"):
+        xatmodist.analogs(target, archive, k=2, model=metric.path, metric="l2")
+    with pytest.raises(InputError, match=r"takes \d+ encoder features per field"):
+        xatmodist.analogs(target.isel(lat=slice(0, 32)), archive.isel(lat=slice(0, 32)), k=2,
+                          model=metric.path)  # fmt: skip
+    moved = tmp_path / "other"
+    shutil.copytree(metric.path, moved)
+    card = json.loads((moved / "card.json").read_text())
+    card["encoder"]["sha256"] = "0" * 64
+    (moved / "card.json").write_text(json.dumps(card))
+    with pytest.raises(xatmodist.ModelError, match=r"fitted on encoder .* refit it"):
+        xatmodist.analogs(target, archive, k=2, model=moved)
+    with pytest.raises(xatmodist.ModelError, match=r"needs an encoder or an analogue metric"):
+        xatmodist.analogs(target, archive, k=2, model="inpaint-swe-vd")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"components": 0}, r"components must be a positive int"),
+        ({"ridge": 0}, r"ridge must be a positive number"),
+        ({"lead": "5D"}, r"Only 0 states .* have a successor"),
+        ({"lead": "soon"}, r"lead"),
+    ],
+)
+def test_fit_analog_metric_bad_input(archive, kwargs, match):
+    from xatmodist.train import fit_analog_metric
+
+    kw = {"encoder": xatmodist.zoo.DEFAULT_ENCODER, "lead": "6h", **kwargs}
+    with pytest.raises(InputError, match=match):
+        fit_analog_metric(archive, **kw)
+
+
+def test_fit_analog_metric_refuses_nan(archive):
+    from xatmodist.train import fit_analog_metric
+
+    gappy = archive.copy(deep=True)
+    gappy["vo"][dict(time=3, lat=0, lon=0)] = np.nan
+    with pytest.raises(InputError, match=r"hold NaN/inf"):
+        fit_analog_metric(gappy, encoder=xatmodist.zoo.DEFAULT_ENCODER, lead="6h", components=8)

@@ -39,6 +39,8 @@ def _sha(model) -> str:
 
 def test_every_model_names_a_recipe_that_exists():
     cards = sorted((ROOT / "pretrained").glob("**/card.json"))
+    # analogue metrics are fitted by python -m benchmarks.eval_analogs --fit, not a recipe
+    cards = [c for c in cards if json.loads(c.read_text())["task"] != "analog"]
     assert len(cards) == len(RECIPES) >= 12
     for path in cards:
         card = json.loads(path.read_text())

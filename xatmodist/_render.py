@@ -181,6 +181,8 @@ def _heldout(card: Card) -> list[str]:
         lines += _table(rows, ("metric", "value"))
     if isinstance(card, InpainterCard):
         lines += _inpainter_tables(card.name, held)
+    elif card.task == "analog":
+        lines += _analog_tables(held)
     else:
         lines += _downscaler_tables(card.name, held)
     if "per_class_top1" in held and isinstance(card, EncoderCard):
@@ -193,6 +195,22 @@ def _heldout(card: Card) -> list[str]:
     lines += _lag_curve(held.get("lag_curve")) + _diurnal(held.get("diurnal"))
     if held.get("command"):
         lines += ["Re-measure with", "", "```bash", held["command"], "```", ""]
+    return lines
+
+
+def _analog_tables(held: dict) -> list[str]:
+    """Analogue-forecast RMSE / std and anomaly correlation per lead and search metric."""
+    if held.get("what"):
+        lines = [f"{_md(held['what'])}.", ""]
+    else:
+        lines = []
+    leads = held.get("leads") or []
+    for key, title in (("rmse", "RMSE / std"), ("acc", "anomaly correlation")):
+        table = held.get(key) or {}
+        rows = [[name, *(_fmt(x) for x in values)] for name, values in table.items()]
+        if rows:
+            lines += [f"{title} by lead (`this_model`: this metric):", ""]
+            lines += _table(rows, ("search metric", *leads))
     return lines
 
 

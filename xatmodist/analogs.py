@@ -15,9 +15,14 @@ up to float rounding.  ``metric="l2"`` searches with the mean squared
 difference of the normalised fields over the grid (the Euclidean analogues of
 the literature, as ``lag_curve``'s ``l2``).  ``metric="hybrid"`` adds the two:
 the encoder's ``alpha`` scales its distance to the normalised fields' mean
-squared difference at large lags, so neither term dominates.  On daily
-sea-level pressure it gave the best analogue forecasts of the metrics tried
-(``benchmarks/eval_analogs.py``; numbers in ``docs/tutorials/analogs.md``).
+squared difference at large lags, so neither term dominates.
+
+An *analogue metric* (a model of task ``"analog"``, fitted by
+:func:`xatmodist.train.fit_analog_metric`) maps the encoder's features to the
+state's predicted successor; passed as ``model=``, it searches among predicted
+successors.  On daily sea-level pressure, ``analog-ncep-slp`` gave the best
+analogue forecasts of the metrics tried (``benchmarks/eval_analogs.py``;
+numbers in ``docs/tutorials/analogs.md``).
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ import xarray as xr
 from . import _validate as v
 from ._apply import apply, prepare, provenance
 from ._kernels import normalise_kernel
-from .errors import InputError, warn
-from .zoo import Model
+from .errors import InputError, ModelError, warn
+from .zoo import DEFAULT_ENCODER, Model, load_model
 
 __all__ = ["analogs", "analog_forecast", "archive_features"]
 
@@ -66,13 +71,17 @@ def archive_features(
     which :func:`analogs` checks.
     """
     _check_metric(metric)
-    p = prepare(archive, model, variables, spatial_dims, channel_dim)
+    owner, enc = resolve_model(model, metric)
+    p = prepare(archive, enc, variables, spatial_dims, channel_dim)
     parts = []
     if metric in ("learned", "hybrid"):
         from .distance import embed_prepared
 
         f = embed_prepared(p, "none")
-        parts.append(f.stack(element=("feature_lat", "feature_lon", "feature")))
+        f = f.stack(element=("feature_lat", "feature_lon", "feature"))
+        if owner.task == "analog":  # the predicted successor's components
+            f = _project(f.drop_vars([c for c in f.coords if "element" in f[c].dims]), owner)
+        parts.append(f)
     if metric in ("l2", "hybrid"):
         sizes = {v.CHANNEL: p.da.sizes[v.CHANNEL], "y": p.da.sizes[p.lat], "x": p.da.sizes[p.lon]}
         z = apply(normalise_kernel, [p], out_core_dims=list(sizes), output_sizes=sizes)
@@ -82,14 +91,88 @@ def archive_features(
     f.name = "analog_features"
     f.attrs = {
         "long_name": f"what analogs() compares ({metric} metric)",
-        **provenance(p.model, metric=metric),
+        **provenance(owner, metric=metric),
         "learned_elements": parts[0].sizes["element"] if metric != "l2" else 0,
     }
     return f
 
 
+def resolve_model(model, metric: str) -> tuple[Model, Model]:
+    """(the model that defines the distance, the encoder that reads the fields).
+
+    An encoder is both; an analogue metric (task ``"analog"``) reads the
+    fields with the encoder its card names (checked by sha256).
+    """
+    m = load_model(DEFAULT_ENCODER if model is None else model)
+    if m.task == "encoder":
+        return m, m
+    if m.task != "analog":
+        raise ModelError(
+            f"analogs needs an encoder or an analogue metric as model=; {m.name!r} is a "
+            f"{m.task}. Pass e.g. model={DEFAULT_ENCODER!r}."
+        )
+    if metric != "learned":
+        raise InputError(
+            f"{m.name!r} is an analogue metric: it searches with its own distance, so "
+            f"metric={metric!r} does not apply. Drop metric=, or pass its encoder "
+            f"({m.card.encoder['name']!r}) as model= for metric={metric!r}."
+        )
+    enc = load_model(m.card.encoder["name"], task="encoder")
+    want = m.card.encoder.get("sha256")
+    if want and enc.sha256 != want:
+        raise ModelError(
+            f"The analogue metric {m.name!r} was fitted on encoder {enc.name!r} with sha256 "
+            f"{want[:16]}..., but the one found has {str(enc.sha256)[:16]}...; refit it "
+            "(xatmodist.train.fit_analog_metric) or restore that encoder."
+        )
+    return m, enc
+
+
+def _project(f: xr.DataArray, owner: Model) -> xr.DataArray:
+    """An analogue metric applied to flattened encoder features (lazy for dask)."""
+    r = int(owner.card.args["components"])
+    n_in = int(owner.card.args["in_features"])
+    if f.sizes["element"] != n_in:
+        raise InputError(
+            f"The analogue metric {owner.name!r} takes {n_in} encoder features per field (its "
+            f"training grid); these fields give {f.sizes['element']}. Use fields on the grid "
+            "of its card, or fit a metric for this grid (xatmodist.train.fit_analog_metric)."
+        )
+    out = xr.apply_ufunc(
+        _project_kernel,
+        f,
+        input_core_dims=[["element"]],
+        output_core_dims=[["component"]],
+        dask="parallelized",
+        output_dtypes=[np.float32],
+        dask_gufunc_kwargs={"output_sizes": {"component": r}},
+        kwargs={"model": owner.reference()},
+    )
+    return out.rename(component="element")
+
+
+#: rows per pass of an analogue metric's projection: one size, so a field's output does not
+#: depend on its chunk (BLAS blocks a product by its row count; see _kernels._run_batches)
+PROJECT_ROWS = 64
+
+
+def _project_kernel(x: np.ndarray, *, model: str) -> np.ndarray:
+    from ._kernels import _run
+
+    net = load_model(model).module
+    lead = x.shape[:-1]
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.float32)
+    r = int(net.proj.out_features)
+    if not len(flat):
+        return np.zeros(lead + (r,), dtype=np.float32)
+    out = _run(net, [flat], PROJECT_ROWS, None)
+    return out.reshape(lead + (r,))
+
+
 def _terms(model: Model, metric: str, n_learned: int, n: int) -> tuple:
     """The distance as a sum of terms (first element, end, "squared"|"l1", weight)."""
+    if model.task == "analog":  # squared differences of the predicted successor's components
+        return ((0, n, "squared", 1.0),)
     learned = (0, n_learned, str(model.module.distance_kind), float(model.module.alpha))
     if metric == "learned":
         return (learned,)
@@ -199,7 +282,9 @@ def analogs(
         state cannot pick itself or its neighbours.  Needs datetime labels
         on both.
     model : str, path or Model, optional
-        Encoder (default: ``xatmodist.zoo.DEFAULT_ENCODER``).
+        Encoder (default: ``xatmodist.zoo.DEFAULT_ENCODER``), or an analogue
+        metric (task ``"analog"``, e.g. ``"analog-ncep-slp"``), which reads
+        the fields with its encoder and searches with its own distance.
     metric : {"learned", "l2", "hybrid"}
         The encoder's distance; the mean squared difference of the
         normalised fields (Euclidean analogues); or their sum.
@@ -234,18 +319,19 @@ def analogs(
     """
     _check_metric(metric)
     k = _check_k(k)
-    p = prepare(target, model, variables, spatial_dims, channel_dim)
+    owner, enc = resolve_model(model, metric)
+    p = prepare(target, enc, variables, spatial_dims, channel_dim)
     if features is None:
         if archive is None:
             raise InputError("Pass the archive, or its features= (xatmodist.archive_features).")
-        pa = prepare(archive, p.model, variables, spatial_dims, channel_dim)
+        pa = prepare(archive, enc, variables, spatial_dims, channel_dim)
         v.check_same_grid(p.da, pa.da, [p.lat, p.lon])
         features = archive_features(
-            archive, model=p.model, metric=metric, variables=variables,
+            archive, model=owner, metric=metric, variables=variables,
             spatial_dims=spatial_dims, channel_dim=channel_dim,
         )  # fmt: skip
     else:
-        _check_features(features, p.model, metric)
+        _check_features(features, owner, metric)
     adim = _archive_dim(features, dim)
     labels = features[adim]
     _check_labels(labels, adim)
@@ -256,7 +342,7 @@ def analogs(
             f"{adim!r}. Pass k <= {n_arch} or a longer archive."
         )
     tf = archive_features(
-        target, model=p.model, metric=metric, variables=variables,
+        target, model=owner, metric=metric, variables=variables,
         spatial_dims=spatial_dims, channel_dim=channel_dim,
     )  # fmt: skip
     if tf.sizes["element"] != features.sizes["element"]:
@@ -265,7 +351,7 @@ def analogs(
             f"features= {features.sizes['element']}: they come from other grids or patches. "
             "Compute the archive's features on the target's grid."
         )
-    terms = _terms(p.model, metric, int(tf.attrs["learned_elements"]), tf.sizes["element"])
+    terms = _terms(owner, metric, int(tf.attrs["learned_elements"]), tf.sizes["element"])
     tdims = [d for d in tf.dims if d != "element"]
     window, tlab = _window(exclude, tf, tdims, labels, adim)
     flat_t = tf.stack(_target=tdims) if tdims else tf.expand_dims(_target=[0])
@@ -273,7 +359,7 @@ def analogs(
     best = _search(
         flat_t.data, tlab, features.transpose(adim, "element").data, labels, k, terms, window
     )
-    return _result(best, flat_t, tdims, tf, labels, adim, k, p.model, metric, exclude)
+    return _result(best, flat_t, tdims, tf, labels, adim, k, owner, metric, exclude)
 
 
 def _check_k(k) -> int:

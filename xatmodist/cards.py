@@ -33,11 +33,12 @@ __all__ = [
     "EncoderCard",
     "Grid",
     "InpainterCard",
+    "AnalogCard",
     "TASKS",
     "Variable",
 ]
 
-TASKS = ("encoder", "downscaler", "inpainter")
+TASKS = ("encoder", "downscaler", "inpainter", "analog")
 REQUIRED = ("name", "task", "architecture", "args", "variables", "grid", "patch_size")
 #: the order of the keys a card gains after it was read (sha256 on save, ...)
 KEY_ORDER = (
@@ -55,6 +56,8 @@ KEY_ORDER = (
     "feature_reduction",
     "lag_step_seconds",
     "lag_classes",
+    "encoder",
+    "lead_seconds",
     "normalisation",
     "distance",
     "training",
@@ -438,10 +441,47 @@ class InpainterCard(Card):
         return f"inpainter, holes up to {self.max_hole_radius:g} cells"
 
 
+@dataclass(kw_only=True)
+class AnalogCard(Card):
+    """The card of an analogue metric: the encoder it reads and the lead it predicts."""
+
+    encoder: dict
+    lead_seconds: float
+
+    TASK_KEYS: ClassVar[tuple[str, ...]] = ("encoder", "lead_seconds")
+
+    @classmethod
+    def _check_task(cls, d: dict, source: str) -> None:
+        enc = d.get("encoder")
+        if not isinstance(enc, dict) or not isinstance(enc.get("name"), str):
+            raise ModelError(
+                f"{source}: an analogue metric's card needs 'encoder': {{name, sha256}} (the "
+                f"encoder whose features it maps); got {enc!r}."
+            )
+        lead = d.get("lead_seconds")
+        if not _is_number(lead) or not lead > 0:
+            raise ModelError(f"{source}: 'lead_seconds' must be a positive number, got {lead!r}.")
+
+    @property
+    def headline(self) -> str:
+        """Held-out analogue-forecast RMSE at the first lead against Euclidean analogues."""
+        first = (self.heldout.get("leads") or [None])[0]
+        rows = self.heldout.get("rmse") or {}
+        if first is None or "this_model" not in rows or "l2" not in rows:
+            return ""
+        mine, l2 = rows["this_model"][0], rows["l2"][0]
+        return f"held-out {first} analogue RMSE {mine:.3f} (Euclidean {l2:.3f})"
+
+    def _what(self) -> str:
+        hours = self.lead_seconds / 3600
+        return f"analogue metric of {self.encoder['name']}, successors {hours:g} h later"
+
+
 _BY_TASK: dict[str, type[Card]] = {
     "encoder": EncoderCard,
     "downscaler": DownscalerCard,
     "inpainter": InpainterCard,
+    "analog": AnalogCard,
 }
 
 

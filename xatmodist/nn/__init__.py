@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .analog import SuccessorMetric
 from .discriminator import PatchDiscriminator
 from .downscaler import Downscaler
 from .encoder import AtmoDistNet, Encoder, Normaliser, ResBlock
@@ -22,6 +23,7 @@ __all__ = [
     "Normaliser",
     "PatchDiscriminator",
     "ResBlock",
+    "SuccessorMetric",
     "build",
 ]
 
@@ -29,6 +31,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "AtmoDistNet": AtmoDistNet,
     "Downscaler": Downscaler,
     "Inpainter": Inpainter,
+    "SuccessorMetric": SuccessorMetric,
 }
 
 

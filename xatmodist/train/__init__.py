@@ -8,6 +8,7 @@ CF-compliant dataset (numpy, dask, zarr, netCDF, GRIB via cfgrib).
 """
 
 from ..evaluate import evaluate_encoder
+from .analog import fit_analog_metric
 from .downscaler import fit_downscaler
 from .encoder import calibrate_alpha, fit_encoder, rank_loss
 from .inpainter import fit_inpainter
@@ -18,5 +19,6 @@ __all__ = [
     "calibrate_alpha",
     "fit_downscaler",
     "fit_inpainter",
+    "fit_analog_metric",
     "rank_loss",
 ]
