@@ -46,14 +46,17 @@ def test_lag_curve_on_cluster(client, tiny_model, fields):
 
 
 def test_inpaint_and_downscale_on_cluster(client, fields):
+    """Bitwise equal to the local result at the workers' thread count (one each): under
+    AVX2 kernels, 2 threads filled this hole 3.6e-12 differently (docs/reliability.md)."""
     gappy = fields.where(~((fields.lat > 10) & (fields.lat < 40) & (fields.lon < 40)))
-    ref = xatmodist.inpaint(gappy)
+    coarse = fields.coarsen(lat=4, lon=4).mean()
+    assert set(client.run(lambda: __import__("torch").get_num_threads()).values()) == {1}
+    with xatmodist.set_options(torch_threads=1):
+        ref = xatmodist.inpaint(gappy)
+        ref_down = xatmodist.downscale(coarse)
     got = xatmodist.inpaint(gappy.chunk({"time": 3})).compute()
     xr.testing.assert_identical(got, ref)
-    coarse = fields.coarsen(lat=4, lon=4).mean()
-    xr.testing.assert_identical(
-        xatmodist.downscale(coarse.chunk({"time": 3})).compute(), xatmodist.downscale(coarse)
-    )
+    xr.testing.assert_identical(xatmodist.downscale(coarse.chunk({"time": 3})).compute(), ref_down)
 
 
 def test_device_and_precision_travel_to_the_workers(client, fields):
