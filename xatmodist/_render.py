@@ -26,6 +26,14 @@ _TRAINING_KEYS = (
     "weight_decay",
     "seed",
     "torch_threads",
+    # an analogue metric's fit
+    "method",
+    "n_states",
+    "first",
+    "last",
+    "components",
+    "ridge",
+    "train_r2",
 )
 _HISTORY_COLUMNS = (
     "epoch",
@@ -96,6 +104,14 @@ def render_card(card: Card, files: str | None = None, load_as: str | None = None
         "```",
         "",
     ]
+    if card.task == "analog":
+        enc = card.encoder
+        lines += [
+            f"Reads the fields with the encoder `{enc['name']}` (sha256 "
+            f"`{str(enc.get('sha256'))[:16]}...`) and predicts each state's successor "
+            f"{_hours(card.lead_seconds)} later; pass it as `model=` to `xatmodist.analogs`.",
+            "",
+        ]
     lines += _data(card) + _grid(card) + _normalisation(card) + _distance(card)
     lines += _training(card.training or {}) + _heldout(card)
     if card.sha256:

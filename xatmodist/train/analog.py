@@ -134,6 +134,11 @@ def fit_analog_metric(
             "method": "the encoder's input normalisation (its card); outputs are the leading "
             "principal components of the normalised successor, scaled by sqrt(components / "
             "values per field)",
+            **{
+                k: (c.normalisation or {})[k]
+                for k in ("mean", "std")
+                if k in (c.normalisation or {})
+            },
             "explained_variance_of_components": float((sv[:r] ** 2).sum() / (sv**2).sum()),
         },
         "training": {
