@@ -61,6 +61,29 @@ def _skipped(name, reason):
     }
 
 
+def encoder_table(r: dict) -> str:
+    """Markdown: encoder, MFLOP/patch, fields/s, ratio to LPIPS, held-out rho, top-1, within 1."""
+    head = (
+        "| encoder | MFLOP / patch | fields/s | vs LPIPS | held-out rho [95%] | top-1 "
+        "| within one |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|"]
+
+    def num(x, fmt=".3f"):
+        return "—" if x is None else format(x, fmt)
+
+    for name, m in r["models"].items():
+        ci = m.get("heldout_rho_ci95")
+        rho = num(m.get("heldout_rho")) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        tag = " (default)" if name == r.get("default_model") else ""
+        lines.append(
+            f"| {name}{tag} | {num(m.get('mflop_per_patch'), '.1f')} | "
+            f"{m['learned_fields_per_s']:.1f} | {m['ratio']:.2f} | {rho} | "
+            f"{num(m.get('heldout_top1'))} | {num(m.get('heldout_within1'))} |"
+        )
+    return "\n".join(lines)
+
+
 def rows_from(results: dict) -> list[dict]:
     rows = []
     r = results.get("distance")
@@ -258,6 +281,9 @@ def main() -> None:
         f"({m['torch_threads']} threads), {m['wall_s']:.0f} s in all\n"
     )
     print(format_table(rows))
+    if "models" in (results.get("lpips") or {}):
+        print("\nencoders: speed and held-out quality (the cards' numbers; each on its own data)\n")
+        print(encoder_table(results["lpips"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=str)

@@ -274,10 +274,40 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
 # --------------------------------------------------------------------------- lpips
 
 
+def encoder_quality(name: str) -> dict:
+    """An encoder's MFLOP per patch (counted) and its card's held-out rho, top-1, within one.
+
+    FLOPs: ``torch.utils.flop_counter`` over ``features`` of one patch of the
+    eager network with folded batch norms, as the kernels run it; the lag head
+    is not counted (the distance does not use it).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import xatmodist
+    from xatmodist.nn.encoder import fused_for_inference
+
+    m = xatmodist.load_model(name)
+    net = fused_for_inference(m.module)
+    x = torch.zeros(1, len(m.variables), m.card.patch_size, m.card.patch_size)
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        net.features(x)
+    held = m.card.heldout
+    return {
+        "mflop_per_patch": fc.get_total_flops() / 1e6,
+        "heldout_rho": held.get("spearman_learned"),
+        "heldout_rho_ci95": held.get("spearman_learned_ci95"),
+        "heldout_top1": held.get("top1"),
+        "heldout_within1": held.get("within1"),
+        "heldout_data": held.get("data"),
+    }
+
+
 def bench_lpips(n: int = 100, repeat: int = 2, models=None) -> dict:
     """Fields/s of the learned distance (accessor, numpy) vs LPIPS on the same fields.
 
-    Every encoder in ``models`` (default: all encoders in the zoo) is timed
+    Every encoder in ``models`` (default: the zoo's encoders of the simulator's
+    variables; the real-data ones read other fields) is timed
     against the same LPIPS baseline; the default encoder's figures are also the
     top-level ``learned_fields_per_s`` and ``ratio``.  Returns
     ``{"skipped": reason}`` if lpips cannot be imported or built offline.
@@ -317,7 +347,15 @@ def bench_lpips(n: int = 100, repeat: int = 2, models=None) -> dict:
                 [net(xa[i : i + batch], xb[i : i + batch]).flatten() for i in range(0, n, batch)]
             )
 
-    models = list(models or xatmodist.model_names(task="encoder"))
+    # the encoders of the simulator's variables (the real-data ones read other fields)
+    models = list(
+        models
+        or [
+            name
+            for name in xatmodist.model_names(task="encoder")
+            if set(xatmodist.load_model(name).card.variable_names) <= set(base.data_vars)
+        ]
+    )
     default = xatmodist.zoo.DEFAULT_ENCODER
 
     def run_learned(name):
@@ -333,6 +371,7 @@ def bench_lpips(n: int = 100, repeat: int = 2, models=None) -> dict:
         name: {
             "learned_fields_per_s": n_fields / min(t[name]),
             "ratio": paired_ratio(t, "lpips", name),
+            **encoder_quality(name),
         }
         for name in models
     }

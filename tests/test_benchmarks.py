@@ -73,3 +73,23 @@ def test_the_gpu_check_says_when_there_is_no_gpu():
         [sys.executable, "-m", "benchmarks.gpu"], capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 2 and "No GPU: torch sees no CUDA device" in r.stdout
+
+
+def test_the_encoder_table_puts_speed_beside_held_out_quality():
+    from benchmarks.__main__ import encoder_table
+    from benchmarks.bench_scale import encoder_quality
+
+    q = encoder_quality("atmodist-swe-vd-fast")
+    assert 13 < q["mflop_per_patch"] < 15  # 4x4 stem: 13.8 MFLOP per 32 x 32 patch
+    lo, hi = q["heldout_rho_ci95"]
+    assert lo < q["heldout_rho"] < hi
+    r = {
+        "default_model": "enc-a",
+        "models": {
+            "enc-a": {"learned_fields_per_s": 700.0, "ratio": 0.5, **q},
+            "enc-b": {"learned_fields_per_s": 2100.0, "ratio": 1.5, "mflop_per_patch": 1.0},
+        },
+    }
+    lines = encoder_table(r).splitlines()
+    assert lines[2].startswith("| enc-a (default) | 13.8 | 700.0 | 0.50 | 0.872 [")
+    assert lines[3] == "| enc-b | 1.0 | 2100.0 | 1.50 | — | — | — |"
