@@ -176,11 +176,14 @@ def _padded(t: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([t, pad])
 
 
-def _run_batches(fn, batches, threads: int | None, size: int, dev=None, precision="float32"):
+def _run_batches(
+    fn, batches, threads: int | None, size: int, device: str = "cpu", precision: str = "float32"
+):
     """``fn`` on each batch (a list of numpy arrays) under inference mode, outputs joined.
 
-    The batches move to the torch device ``dev`` (None: the CPU) and run under
-    autocast in ``precision``; the outputs come back as float32 numpy arrays.
+    The batches move to ``device`` (an option string, resolved here) and run
+    under autocast in ``precision``; the outputs come back as float32 numpy
+    arrays.
 
     Every call of ``fn`` gets exactly ``size`` rows (a short batch is padded with
     zeros, whose outputs are dropped): oneDNN picks its convolution kernels and
@@ -192,7 +195,7 @@ def _run_batches(fn, batches, threads: int | None, size: int, dev=None, precisio
     """
     import torch
 
-    dev = torch.device("cpu") if dev is None else dev
+    dev = _device.resolve(device)
     outs = []
     with torch_threads(threads), torch.inference_mode(), _device.autocast(dev, precision):
         for ts in batches:
@@ -206,11 +209,11 @@ def _slices(n: int, step: int):
     return (slice(i, i + step) for i in range(0, n, step))
 
 
-def _run(fn, tiles_list, batch: int, threads: int | None, dev=None, precision="float32"):
+def _run(fn, tiles_list, batch: int, threads: int | None, device: str = "cpu", precision="float32"):
     """``fn`` on exactly ``batch`` rows of the arrays in ``tiles_list`` at a time."""
     n = len(tiles_list[0])
     parts = ([t[s] for t in tiles_list] for s in _slices(n, batch))
-    return _run_batches(fn, parts, threads, batch, dev, precision)
+    return _run_batches(fn, parts, threads, batch, device, precision)
 
 
 #: batches of patches tiled together by :func:`_run_tiled`
@@ -223,7 +226,7 @@ def _run_tiled(
     tiling: Tiling,
     batch: int,
     threads: int | None,
-    dev=None,
+    device: str = "cpu",
     precision: str = "float32",
 ):
     """``_run(fn, [tiles of each of fields], ...)``, tiling ``TILE_BATCHES`` batches at a time.
@@ -256,7 +259,7 @@ def _run_tiled(
                 for t in _slices(len(cut[0]), batch):
                     yield [x[t] for x in cut]
 
-    return _run_batches(fn, batches(), threads, batch, dev, precision)
+    return _run_batches(fn, batches(), threads, batch, device, precision)
 
 
 def _patch_run(x: np.ndarray, t: Tiling, k: slice) -> np.ndarray:
@@ -268,7 +271,8 @@ def _patch_run(x: np.ndarray, t: Tiling, k: slice) -> np.ndarray:
     return np.ascontiguousarray(x[:, r[:, :, None], c[:, None, :]].transpose(1, 0, 2, 3))
 
 
-_FUSED: dict[tuple[int, bool, str], tuple] = {}
+#: inference copies of loaded networks: (id(model), kind, device) -> (model, network)
+_FUSED: dict[tuple, tuple] = {}
 #: one thread builds an inference copy while the others wait (dask's threaded
 #: scheduler starts many tasks at once; tracing twice would waste time, and
 #: warnings.catch_warnings around the tracing is not thread-safe)
@@ -303,9 +307,10 @@ def inference_encoder(
     return hit[1]
 
 
-def _module(model: str, dev):
-    """The network of ``model`` on the torch device ``dev`` (the loaded one on the CPU)."""
+def _module(model: str, device: str):
+    """The network of ``model`` on ``device`` (the loaded one on the CPU)."""
     m = load_model(model)
+    dev = _device.resolve(device)
     if dev.type == "cpu":
         return m.module
     import copy
@@ -348,9 +353,8 @@ def distance_kernel(
     n = fa.shape[0]
     if n == 0:
         return np.zeros(lead + ((ny, nx) if spatial else ()), dtype=np.float32)
-    dev = _device.resolve(device)
     if metric == "learned":
-        d = _run_tiled(net.distance, [fa, fb], tiling, batch, threads, dev, precision)
+        d = _run_tiled(net.distance, [fa, fb], tiling, batch, threads, device, precision)
     elif metric == "l2":
         d = _run_tiled(
             lambda x, y: (net.normaliser(x) - net.normaliser(y)).pow(2).mean(dim=(1, 2, 3)),
@@ -358,7 +362,7 @@ def distance_kernel(
             tiling,
             batch,
             threads,
-            dev,
+            device,
             precision,
         )
     else:  # pragma: no cover - validated by the caller
@@ -403,8 +407,7 @@ def embed_kernel(
         shape = (ny * g, nx * g, nf)
     if n == 0:
         return np.zeros(lead + shape, dtype=np.float32)
-    dev = _device.resolve(device)
-    f = _run_tiled(fn, [fa], tiling, batch, threads, dev, precision).astype(np.float32)
+    f = _run_tiled(fn, [fa], tiling, batch, threads, device, precision).astype(np.float32)
     if pool == "mean":
         f = f.reshape(n, ny * nx, nf).mean(axis=1)
     elif pool == "tile":
@@ -439,14 +442,13 @@ def lag_kernel(
     n = fa.shape[0]
     if n == 0:
         return np.zeros(lead + (k,), dtype=np.float32)
-    dev = _device.resolve(device)
     p = _run_tiled(
         lambda x, y: torch.softmax(net(x, y).float(), dim=1),
         [fa, fb],
         tiling,
         batch,
         threads,
-        dev,
+        device,
         precision,
     )
     ny, nx = tiling.shape
@@ -497,8 +499,7 @@ def downscale_kernel(
     precision: str = "float32",
 ) -> np.ndarray:
     """Refined fields (..., C, H*f, W*f); whole fields with a halo (wrapped on global grids)."""
-    dev = _device.resolve(device)
-    net = _module(model, dev)
+    net = _module(model, device)
     f = net.factor
     lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
     flat, bad, _ = _zero_nonfinite(a.reshape((-1, c, h, w)).astype(np.float32, copy=False))
@@ -506,7 +507,7 @@ def downscale_kernel(
         return np.zeros(lead + (c, h * f, w * f), dtype=np.float32)
     hy, hx = min(halo, h - 1), min(halo, w - 1)
     padded = pad_fields(flat, hy, hx, 1, wrap, mirror="reflect")
-    out = _run(net, [np.ascontiguousarray(padded)], FIELDS_PER_PASS, threads, dev, precision)
+    out = _run(net, [np.ascontiguousarray(padded)], FIELDS_PER_PASS, threads, device, precision)
     out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
     out[bad] = np.nan
     return out.reshape(lead + (c, h * f, w * f))
@@ -645,8 +646,7 @@ def inpaint_kernel(
         hx = max(halo, int(np.ceil(2 * limit)))
     xp = np.ascontiguousarray(pad_fields(x, halo, hx, net.multiple, wrap))
     mp = np.ascontiguousarray(pad_fields(mk, halo, hx, net.multiple, wrap), dtype=np.float32)
-    dev = _device.resolve(device)
-    pred = _run(_module(model, dev), [xp, mp], FIELDS_PER_PASS, threads, dev, precision)
+    pred = _run(_module(model, device), [xp, mp], FIELDS_PER_PASS, threads, device, precision)
     pred = pred[:, :, halo : halo + h, hx : hx + w].astype(flat.dtype)
     if shift:
         pred = np.roll(pred, shift, axis=-1)

@@ -464,7 +464,7 @@ def _search(t, tlab, a, labels, k: int, terms: tuple, window):
     kw = {"k": k, "terms": terms, "window": window}
     lazy = isinstance(t, da.Array) or isinstance(a, da.Array)
     if not lazy:
-        return _warn_nan(_chunk_topk(np.asarray(t), tl, np.asarray(a), al, pos, **kw), a)
+        return _chunk_kernel(np.asarray(t), tl, np.asarray(a), al, pos, **kw)
     a = da.asarray(a).rechunk({1: -1})
     t = da.asarray(t).rechunk({1: -1})
     t = t.rechunk({0: t.shape[0]})  # all targets against each archive chunk

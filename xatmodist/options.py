@@ -52,7 +52,7 @@ _VALIDATORS = {
     "torch_threads": _threads,
     "progress": _bool("progress"),
     "jit": _bool("jit"),
-    "device": lambda v: _device.check_device(v),
+    "device": _device.check_device,
     "precision": lambda v: None,  # checked with the device it will run on (__init__)
 }
 

@@ -62,8 +62,7 @@ def _device_of(run, opts: dict):
 
     device = opts["device"] if run.device is None else run.device
     precision = opts["precision"] if run.precision is None else run.precision
-    _device.check_device(device)
-    _device.check_precision(precision, device)
+    _device.check_precision(precision, device)  # the device is checked by resolving it
     return _device.training_device(device, int(os.environ.get("LOCAL_RANK", "0"))), precision
 
 
