@@ -111,3 +111,37 @@ def test_ddp_errors(data, tmp_path):
     gan = _run(["train", "downscaler", data, *DOWNSCALER, "--adversarial", "--out", "g"], 2,
                tmp_path)  # fmt: skip
     assert gan.returncode != 0 and "does not run data-parallel yet" in gan.stderr
+
+
+def test_a_recipe_under_torchrun_is_evaluated_and_written_once_by_rank_0(data, tmp_path):
+    """``xatmodist train --recipe`` on two ranks: both train, rank 0 alone measures the
+    held-out data and writes the model (no race on the folder)."""
+    (tmp_path / "r.toml").write_text(
+        f"""name = "ddp-recipe"
+task = "encoder"
+[data]
+paths = ["{data}"]
+[heldout]
+paths = ["{data}"]
+n_pairs = 64
+[settings]
+max_lag = "9h"
+patch_size = 16
+widths = [8, 16]
+pairs_per_epoch = 256
+batch_size = 32
+val_pairs = 64
+block_length = 8
+val_every = 3
+epochs = 1
+"""
+    )
+    r = _run(["train", "--recipe", "r.toml", "--dest", "m", "--workdir", "w"], 2, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    model = xatmodist.load_model(tmp_path / "m")
+    assert model.card.training["world_size"] == 2
+    assert model.card.metrics["heldout"]["n_pairs"] == 64
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "card.json",
+        "weights.safetensors",
+    ]

@@ -485,3 +485,79 @@ def test_bootstrap_interval_of_spearman():
     assert 0.15 < (hi4 - lo4) / (hi - lo) < 0.4
     lo, hi = _bootstrap_ci(x, rng.normal(size=x.size), seed=1)
     assert lo < 0 < hi
+
+
+def test_distillation_loss_vanishes_on_the_teacher_and_ignores_distance_units():
+    """0 for the teacher's own logits and its distances in other units; > 0 otherwise."""
+    import torch
+
+    from xatmodist.train.encoder import distillation_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits, dist = torch.randn(32, 6, generator=g), torch.rand(32, generator=g) + 0.1
+    same = distillation_loss(logits, 7.0 * dist, logits, dist, 2.0, 1.0, 4.0)
+    assert float(same) == pytest.approx(0.0, abs=1e-6)
+    other = distillation_loss(logits.flip(1), dist.flip(0), logits, dist, 2.0, 1.0, 0.0)
+    assert float(other) > 0.1
+    assert float(distillation_loss(logits, dist.flip(0), logits, dist, 2.0, 0.0, 1.0)) > 0.1
+
+
+def test_distillation_pulls_a_cheaper_student_to_its_teacher(tmp_path):
+    """A student of another architecture trained with teacher= matches the teacher's lag
+    probabilities and distances far better than the same student trained without; the card
+    names the teacher."""
+    import torch
+
+    from xatmodist.nn.encoder import feature_difference
+    from xatmodist.train.encoder import distillation_loss
+
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    teacher = fit_encoder(ds, epochs=3, seed=0, rank_weight=1.0, **SMALL)
+    teacher.save(tmp_path / "teacher")
+    kw = {**SMALL, "epochs": 8, "seed": 1, "stem_stride": 2, "lr": 1e-2}
+    plain = fit_encoder(ds, **kw)
+    student = fit_encoder(ds, teacher=tmp_path / "teacher", distil_distance=8.0, **kw)
+
+    x = torch.from_numpy(np.stack([ds.vo.values, ds.d.values], 1).astype(np.float32))
+    x = x[:, :, :16, :16]
+    a = torch.cat([x[:-k] for k in (1, 2, 3)])
+    b = torch.cat([x[k:] for k in (1, 2, 3)])
+
+    def outputs(m):
+        net = m.module.eval()
+        with torch.no_grad():
+            logits, diff = net.logits_and_difference(a, b)
+        return logits, feature_difference(diff, net.distance_kind).mean(dim=(1, 2, 3))
+
+    t = outputs(teacher)
+    kl = {
+        n: float(distillation_loss(*outputs(m), *t, 2.0, 1.0, 0.0))
+        for n, m in [("plain", plain), ("student", student)]
+    }
+    dd = {
+        n: float(distillation_loss(*outputs(m), *t, 2.0, 0.0, 1.0))
+        for n, m in [("plain", plain), ("student", student)]
+    }
+    assert kl["student"] < 0.2 * kl["plain"], kl
+    assert dd["student"] < dd["plain"], dd
+    tr = student.card.training
+    assert tr["teacher"] == {"name": teacher.name, "sha256": teacher.sha256}
+    assert "distillation from" in tr["loss"] and plain.card.training["teacher"] is None
+    assert student.card.training["config"]["distillation"]["teacher"] == str(tmp_path / "teacher")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"teacher": "downscale-swe-vd-x4"}, "teacher=.* is a downscaler, but distillation"),
+        ({"variables": ["d", "vo"]}, r"teacher=.* reads \['vo', 'd'\]"),
+        ({"max_lag": "12h"}, r"predicts 3 lag classes in steps of 10800 s; .* give 4"),
+        ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+    ],
+)
+def test_distillation_errors(tmp_path, kw, match):
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    fit_encoder(ds, epochs=1, seed=0, **SMALL).save(tmp_path / "teacher")
+    error = xatmodist.ModelError if "downscale" in str(kw) else xatmodist.InputError
+    with pytest.raises(error, match=match):
+        fit_encoder(ds, **{**SMALL, "epochs": 1, "teacher": tmp_path / "teacher", **kw})

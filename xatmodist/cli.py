@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -126,8 +127,8 @@ def _train(args) -> int:
     if args.recipe is not None:
         run = {
             k: getattr(args, k)
-            for k in ("threads", "stop_after", "device", "precision")
-            if getattr(args, k)
+            for k in ("threads", "stop_after", "device", "precision", "progress")
+            if getattr(args, k) is not None
         }
         model = run_recipe(
             args.recipe,
@@ -137,7 +138,8 @@ def _train(args) -> int:
             evaluate_only=args.evaluate_only,
             **run,
         )
-        print(f"saved {model.name} to {args.dest or Path('pretrained') / model.name}")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 writes the model
+            print(f"saved {model.name} to {args.dest or Path('pretrained') / model.name}")
         return 0
     if args.what is None:
         raise InputError(
@@ -209,6 +211,10 @@ def _train_parser(sub) -> None:
     t.add_argument(
         "--precision", default=None, choices=["float32", "bfloat16", "float16"],
         help="--recipe: autocast type of the forward passes",
+    )  # fmt: skip
+    t.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="--recipe: progress bars (default: on a terminal)",
     )  # fmt: skip
     t.set_defaults(func=_train, what=None)
     tsub = t.add_subparsers(dest="what")

@@ -17,6 +17,7 @@ running the same command again continues it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,6 +173,8 @@ def run_recipe(
         ds = data if data is not None else open_source(source, workdir)
         run = {"out": workdir / f"train_{name}", "resume": True, **run}
         model = fit(recipe, ds, data_description=source.get("description"), **run)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return model  # under torchrun only rank 0 evaluates and writes the model
         if len(model.card.training["history"]) < settings_of(recipe).get("epochs", 0):
             return model  # a time-limited part of the run: run the command again to continue
         if Path(path).suffix == ".toml":

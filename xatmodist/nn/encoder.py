@@ -276,11 +276,23 @@ class AtmoDistNet(nn.Module):
         ``fit_encoder``'s ``distance``); validation asks for the network's own
         (``kind=net.distance_kind``).
         """
+        logits, diff = self.logits_and_difference(xa, xb)
+        return logits, feature_difference(diff, kind).mean(dim=(1, 2, 3))
+
+    def logits_and_difference(
+        self, xa: torch.Tensor, xb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lag-class logits and the difference of the distance features, one encoder pass.
+
+        The difference ``features(xa) - features(xb)`` (B, C, h, w) gives any
+        distance kind (:func:`feature_difference`); distillation compares the
+        student's and the teacher's in their own kinds.
+        """
         f = self.trunk(torch.cat([xa, xb], dim=0))
         fa, fb = f.chunk(2, dim=0)
         logits = self.head(torch.cat([fa, fb, (fa - fb).abs()], dim=1))
         pa, pb = self.projection(f).chunk(2, dim=0)
-        return logits, feature_difference(pa - pb, kind).mean(dim=(1, 2, 3))
+        return logits, pa - pb
 
     def distance(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Calibrated feature distance per pair: alpha * mean((f_a - f_b)**2), or of |f_a - f_b|."""

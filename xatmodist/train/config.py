@@ -36,6 +36,7 @@ __all__ = [
     "TRAINERS",
     "Adversarial",
     "ContentLoss",
+    "Distillation",
     "DownscalerArchitecture",
     "EncoderArchitecture",
     "EncoderData",
@@ -250,6 +251,29 @@ class EncoderArchitecture:
     of the two patches' features, times the calibrated alpha.  May change on resuming a finished
     run (re-scores it).
     """
+
+
+@dataclass(kw_only=True)
+class Distillation:
+    """Knowledge distillation from a trained encoder (the teacher) into this one (the student)."""
+
+    teacher: str | None = opt(None)
+    """An encoder to distil (zoo name or folder): on every training pair the student also learns
+    the teacher's lag-class probabilities and the order and spacing of its feature distances, so a
+    cheaper architecture can inherit a larger one's distance.  Same variables, lag step and
+    classes as the student; its normalisation stays its own.  None: no teacher.
+    """
+    distil_logits: float = opt(1.0)
+    """Weight of ``T**2`` times the KL divergence of the student's lag-class probabilities from
+    the teacher's, both at temperature ``T`` (Hinton et al. 2015).
+    """
+    distil_distance: float = opt(4.0)
+    """Weight of the mean squared difference of the student's and the teacher's log feature
+    distances (each in its model's own kind), both standardised over the batch: scale-free, so
+    the student keeps its own units (alpha is calibrated after training as always).
+    """
+    temperature: float = opt(2.0, low=0.0)
+    """Softmax temperature ``T`` of the logit term."""
 
 
 @dataclass(kw_only=True)
@@ -513,6 +537,7 @@ TRAINERS = {
         ("data", EncoderData),
         ("schedule", EncoderSchedule),
         ("architecture", EncoderArchitecture),
+        ("distillation", Distillation),
     ),
     "downscaler": _trainer(
         "downscaler",

@@ -11,14 +11,21 @@ import pandas as pd
 
 from .. import _validate as v
 from ..errors import InputError
-from ..nn.encoder import DISTANCES
+from ..nn.encoder import DISTANCES, feature_difference
 from ..zoo import Model
 from ._common import card_frame, document, model_id, resolved_config, start_model, train
 from ._loop import Task
 from ._pairs import Block, make_blocks, patch_index, sample_pairs, take_patches
 from ._source import FieldSource, reflection_signs
 
-__all__ = ["fit_encoder", "calibrate_alpha", "lag_setup", "rank_loss", "PairStream"]
+__all__ = [
+    "fit_encoder",
+    "calibrate_alpha",
+    "distillation_loss",
+    "lag_setup",
+    "rank_loss",
+    "PairStream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +290,8 @@ class EncoderTask(Task):
                 f"init={self.start.name!r} predicts lags in steps of {step} s; these arguments "
                 f"give {self.lag_s} s. Pass the init model's lag_step ({step / 3600:g}h)."
             )
+        self.teacher = _teacher(s.distillation, src, self.lag_s, self.n_classes)
+        self.teacher_net = None  # the inference copy, built by to(device)
         torch.manual_seed(sch.seed)
         self.net = AtmoDistNet(
             src.n_channels,
@@ -307,6 +316,7 @@ class EncoderTask(Task):
             block_length=self.block_length,
             lat_reflection=self.flipped,
             init=model_id(self.start),
+            teacher=model_id(self.teacher),
         )
         va = self.stream.fixed(val_blocks, sch.val_pairs, sch.seed)
         self.val = tuple(torch.from_numpy(x) for x in va)
@@ -366,18 +376,52 @@ class EncoderTask(Task):
             it.close()
 
     def to(self, device) -> None:
-        """Move the network to ``device`` (the validation pairs move batch by batch)."""
+        """Move the network (and the teacher's inference copy) to ``device``.
+
+        The validation pairs move batch by batch.  On the CPU the teacher is
+        its frozen TorchScript graph, elsewhere its batch-norm-folded network
+        (as the distance kernels run it).
+        """
+        import torch
+
+        from ..nn.encoder import frozen_for_inference, fused_for_inference
+
         self.net.to(device)
+        if self.teacher is not None:
+            cpu = torch.device(device).type == "cpu"
+            t = self.teacher.module
+            self.teacher_net = (
+                frozen_for_inference(t, self.patch) if cpu else fused_for_inference(t).to(device)
+            )
 
     def loss(self, batch):
-        """Cross-entropy of the lag head (+ the ranking term)."""
+        """Cross-entropy of the lag head (+ the ranking term, + the distillation terms)."""
+        import torch
         import torch.nn.functional as F
 
         a, b, y = batch
-        logits, dist = self.net.logits_and_distance(a, b)
+        logits, diff = self.net.logits_and_difference(a, b)
         loss = F.cross_entropy(logits, y)
         if self.rank_weight > 0:
-            loss = loss + self.rank_weight * rank_loss(dist, y)
+            loss = loss + self.rank_weight * rank_loss(
+                feature_difference(diff, "squared").mean(dim=(1, 2, 3)), y
+            )
+        if self.teacher_net is not None:
+            t = self.teacher_net
+            with torch.no_grad():
+                t_logits, t_diff = t.logits_and_difference(a, b)
+                t_dist = feature_difference(t_diff.float(), t.distance_kind).mean(dim=(1, 2, 3))
+            dist = feature_difference(diff, self.net.distance_kind).mean(dim=(1, 2, 3))
+            d = self.s.distillation
+            loss = loss + distillation_loss(
+                logits,
+                dist,
+                t_logits.float(),
+                t_dist,
+                d.temperature,
+                d.distil_logits,
+                d.distil_distance,
+            )
         return loss, len(y), {"ok": int((logits.argmax(1) == y).sum())}
 
     def record(self, epoch, sums, seen, seconds, lr) -> dict:
@@ -474,14 +518,94 @@ class EncoderTask(Task):
             "val_blocks": self.n_val_blocks,
             "pairs_per_epoch": s.schedule.pairs_per_epoch,
             "weight_decay": s.schedule.weight_decay,
-            "loss": "cross-entropy" + (f" + {w:g} x RankNet on log feature distance" if w else ""),
+            "loss": "cross-entropy"
+            + (f" + {w:g} x RankNet on log feature distance" if w else "")
+            + (self._distillation_text() if self.teacher is not None else ""),
             "rank_weight": w,
             "lat_band": list(s.data.lat_band) if s.data.lat_band else None,
             "lat_reflection": None if self.flipped is None else {"sign_changing": self.flipped},
             "init": model_id(self.start),
+            "teacher": model_id(self.teacher),
             "train_seconds": round(seconds, 1),
             "history": history,
         }
+
+    def _distillation_text(self) -> str:
+        d = self.s.distillation
+        return (
+            f" + distillation from {self.teacher.name}: {d.distil_logits:g} x T^2 KL of the lag "
+            f"probabilities (T = {d.temperature:g}) + {d.distil_distance:g} x MSE of the "
+            "batch-standardised log feature distances"
+        )
+
+
+def _teacher(d, src: FieldSource, lag_s: float, n_classes: int) -> Model | None:
+    """The teacher of the distillation settings ``d``, checked against the student's data."""
+    if d.teacher is None:
+        return None
+    from ..zoo import load_model, require_task
+
+    teacher = load_model(d.teacher)
+    require_task(teacher, "encoder", role="teacher", purpose="distillation")
+    want = teacher.card.variable_names
+    names = [x["name"] for x in src.specs]
+    if want != names:
+        raise InputError(
+            f"teacher={teacher.name!r} reads {want}; the training data gives {names}. "
+            "Pass variables= in the teacher's order."
+        )
+    classes = len(teacher.card.lag_classes)
+    if not math.isclose(teacher.card.lag_step_seconds, lag_s) or classes != n_classes:
+        step = teacher.card.lag_step_seconds
+        raise InputError(
+            f"teacher={teacher.name!r} predicts {classes} lag classes in steps of {step:g} s; "
+            f"these arguments give {n_classes} in steps of {lag_s:g} s. Pass the teacher's "
+            f"lag_step ({step / 3600:g}h) and max_lag ({classes * step / 3600:g}h)."
+        )
+    return teacher
+
+
+def distillation_loss(
+    logits, dist, t_logits, t_dist, temperature: float, w_logits: float, w_distance: float
+):
+    """The student's distance from its teacher on one batch of pairs.
+
+    Parameters
+    ----------
+    logits, t_logits : Tensor
+        (B, K) lag-class logits of the student and the teacher.
+    dist, t_dist : Tensor
+        (B,) positive feature distances of the student and the teacher (each
+        its model's own kind; their units differ).
+    temperature : float
+        Softmax temperature ``T`` of the logit term.
+    w_logits, w_distance : float
+        Weights of the two terms.
+
+    Returns
+    -------
+    Tensor
+        ``w_logits * T**2 * KL(p_teacher || p_student)`` (batch mean, at
+        temperature ``T``) ``+ w_distance * mean((z(log dist) - z(log t_dist))**2)``
+        with ``z`` the standardisation over the batch; 0 when the student
+        reproduces the teacher's probabilities and its distances up to a scale.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    T = float(temperature)
+    kl = F.kl_div(
+        F.log_softmax(logits / T, dim=1),
+        F.log_softmax(t_logits / T, dim=1),
+        log_target=True,
+        reduction="batchmean",
+    )
+
+    def z(d):
+        s = torch.log(d + 1e-12)
+        return (s - s.mean()) / (s.std() + 1e-6) if len(s) > 1 else s * 0.0
+
+    return w_logits * T * T * kl + w_distance * (z(dist) - z(t_dist)).pow(2).mean()
 
 
 def rank_loss(dist, lag):
