@@ -18,15 +18,18 @@ import xarray as xr
 
 from . import _validate as v
 from ._grid import closure
-from ._kernels import Tiling, make_tiling
+from ._kernels import Tiling, ensemble_kernel, make_tiling
 from .errors import GridError, InputError
 from .options import get_options
 from .zoo import Model, load_model
 
 #: smallest field a downscaler takes: its convolutions see mirrored edges
 MIN_DOWNSCALER_INPUT = 2
+#: the dim of a sampling model's ensemble members (leading in the results)
+MEMBER = "member"
 
 __all__ = [
+    "MEMBER",
     "Prepared",
     "prepare",
     "apply",
@@ -34,6 +37,8 @@ __all__ = [
     "provenance",
     "relabel",
     "restore_seam",
+    "check_members",
+    "sampling",
 ]
 
 
@@ -135,9 +140,18 @@ def apply(
     out_core_dims: Sequence[Hashable],
     output_sizes: Mapping[Hashable, int],
     dtype=np.float32,
+    members: int | None = None,
+    seed: int = 0,
     **kwargs,
 ) -> xr.DataArray:
-    """Map ``kernel`` over all but the (variable, lat, lon) core dims, lazily for dask."""
+    """Map ``kernel`` over all but the (variable, lat, lon) core dims, lazily for dask.
+
+    ``members``: run a sampling model's ``kernel`` once per member
+    (:func:`~xatmodist._kernels.ensemble_kernel`), ``out_core_dims`` then
+    starting with ``member``; each field's noise follows from ``seed``, the
+    member and the field's position in the input, passed along as one more
+    array chunked like the input, so the result does not depend on chunking.
+    """
     p0 = inputs[0]
     core = [v.CHANNEL, p0.lat, p0.lon]
     opts = get_options()
@@ -164,10 +178,16 @@ def apply(
                 "one input first, e.g. b.assign_coords(time=a.time)."
             ) from err
     n_out = len(out_core_dims)
+    in_core = [core] * len(arrays)
+    if members is not None:
+        kwargs = {"kernel": kernel, "members": members, "seed": seed, **kwargs}
+        kernel = ensemble_kernel
+        arrays = [*arrays, field_index(p0.da, core)]
+        in_core = [*in_core, []]
     return xr.apply_ufunc(
         kernel,
         *arrays,
-        input_core_dims=[core] * len(arrays),
+        input_core_dims=in_core,
         output_core_dims=[list(out_core_dims)],
         exclude_dims=set(core),
         kwargs=kwargs,
@@ -178,6 +198,69 @@ def apply(
         },
         keep_attrs=False,
     )
+
+
+def check_members(m: Model, members, seed) -> None:
+    """Refuse a bad ``members``/``seed``, or members of a model that does not sample.
+
+    ``members``: None (the model's single, zero-noise output) or a positive
+    int; ``seed``: an int >= 0.  Only a sampling model (card ``args.noise >
+    0``) takes ``members``; the error names the zoo's sampling models of its task.
+    """
+    from .errors import ModelError
+    from .zoo import _zoo_cards
+
+    if members is None:
+        return
+    if isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1:
+        raise InputError(
+            f"members must be a positive integer (the ensemble size) or None; got {members!r}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0; got {seed!r}.")
+    if not sampling(m):
+        task = m.card.task
+        ens = [n for n, c in _zoo_cards(task) if c is not None and sampling(c)]
+        raise ModelError(
+            f"Model {m.name!r} is deterministic: it has one answer per input, so members="
+            f"{members} would repeat it. The zoo's {task}s that sample are {ens}; pass one as "
+            f"model= (or train one with noise=... in xatmodist.train), or leave members=None."
+        )
+
+
+def sampling(m) -> bool:
+    """Whether the model (or card) ``m`` is a generator that samples (``args.noise > 0``)."""
+    card = getattr(m, "card", m)
+    return int(card.args.get("noise", 0) or 0) > 0
+
+
+#: output chunks larger than this many bytes trigger a warning
+LARGE_CHUNK_BYTES = 512 * 2**20
+
+
+def warn_large_chunks(out: xr.DataArray, why: str) -> None:
+    """Warn if a chunk of the lazy ``out`` exceeds :data:`LARGE_CHUNK_BYTES` (``why``: its size)."""
+    from .errors import warn
+
+    if out.chunks is None:
+        return
+    biggest = max(np.prod([max(c) for c in out.chunks]) * out.dtype.itemsize, 0)
+    if biggest > LARGE_CHUNK_BYTES:
+        warn(
+            f"Output chunks are up to {biggest / 2**20:.0f} MiB ({why}); pass "
+            "output_chunks={'time': ...} or rechunk the input along time for smaller ones.",
+            UserWarning,
+        )
+
+
+def field_index(da: xr.DataArray, core: Sequence[Hashable]) -> xr.DataArray:
+    """Each field's position in ``da`` (int64 over the non-core dims, chunked like ``da``)."""
+    lead = [d for d in da.dims if d not in core]
+    shape = tuple(da.sizes[d] for d in lead)
+    idx = xr.DataArray(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape), dims=lead)
+    if da.chunks is not None:
+        idx = idx.chunk({d: da.chunksizes[d] for d in lead})
+    return idx
 
 
 def tile_centres(p: Prepared) -> dict[Hashable, xr.DataArray]:
@@ -235,7 +318,7 @@ def relabel(
         ds = out.to_dataset(dim=v.CHANNEL)
         ds = ds.rename(dict(zip(card.variable_names, names, strict=True)))
         for n in names:
-            ds[n] = ds[n].transpose(*a[n].dims)
+            ds[n] = ds[n].transpose(..., *a[n].dims)  # an ensemble's member dim leads
             ds[n].attrs = {**a[n].attrs, **attrs}
         ds.attrs = {**a.attrs, **attrs}
         return ds
@@ -249,4 +332,4 @@ def relabel(
         out = out.isel({v.CHANNEL: 0}, drop=True)
     out.attrs = {**a.attrs, **attrs}
     out.name = a.name
-    return out.transpose(*a.dims)
+    return out.transpose(..., *a.dims)

@@ -24,6 +24,7 @@ benchmarks; a change to them changes the benchmarks in the same commit.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -497,8 +498,12 @@ def downscale_kernel(
     threads: int | None = None,
     device: str = "cpu",
     precision: str = "float32",
+    noise: Noise | None = None,
 ) -> np.ndarray:
-    """Refined fields (..., C, H*f, W*f); whole fields with a halo (wrapped on global grids)."""
+    """Refined fields (..., C, H*f, W*f); whole fields with a halo (wrapped on global grids).
+
+    ``noise``: one member of a sampling model's ensemble (:class:`Noise`).
+    """
     net = _module(model, device)
     f = net.factor
     lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
@@ -506,11 +511,55 @@ def downscale_kernel(
     if flat.shape[0] == 0:
         return np.zeros(lead + (c, h * f, w * f), dtype=np.float32)
     hy, hx = min(halo, h - 1), min(halo, w - 1)
-    padded = pad_fields(flat, hy, hx, 1, wrap, mirror="reflect")
-    out = _run(net, [np.ascontiguousarray(padded)], FIELDS_PER_PASS, threads, device, precision)
+    padded = np.ascontiguousarray(pad_fields(flat, hy, hx, 1, wrap, mirror="reflect"))
+    inputs = [padded]
+    if noise is not None:
+        hp, wp = padded.shape[-2:]
+        inputs.append(noise.maps(net.noise_shape(1, hp, wp)[1:], np.arange(len(flat))))
+    out = _run(net, inputs, FIELDS_PER_PASS, threads, device, precision)
     out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
     out[bad] = np.nan
     return out.reshape(lead + (c, h * f, w * f))
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The noise of member ``member`` of a sampling model's ensemble, for one block of fields.
+
+    ``index`` holds each field's position in the whole (flattened) input, so
+    a field's noise depends on ``seed``, ``member`` and that position alone,
+    never on how the input is chunked: :meth:`maps` draws the maps of field
+    ``i`` from ``numpy.random.default_rng([seed, member, index[i]])``.
+    """
+
+    seed: int
+    member: int
+    index: np.ndarray
+
+    def maps(self, shape: tuple[int, ...], rows: np.ndarray) -> np.ndarray:
+        """Standard normal float32 maps (len(rows), *shape) of the block's fields ``rows``."""
+        flat = self.index.reshape(-1)
+        out = np.empty((len(rows), *shape), dtype=np.float32)
+        for k, i in enumerate(rows):
+            rng = np.random.default_rng([self.seed, self.member, int(flat[i])])
+            out[k] = rng.standard_normal(shape, dtype=np.float32)
+        return out
+
+
+def ensemble_kernel(
+    *arrays: np.ndarray, kernel: Callable, members: int, seed: int, **kwargs
+) -> np.ndarray:
+    """``kernel`` once per member, stacked as (..., member, C, H, W).
+
+    ``arrays[-1]`` is the fields' positions in the whole input (see
+    :class:`Noise`); the others are ``kernel``'s inputs.
+    """
+    *inputs, index = arrays
+    index = np.broadcast_to(index, inputs[0].shape[:-3])
+    return np.stack(
+        [kernel(*inputs, noise=Noise(seed, m, index), **kwargs) for m in range(members)],
+        axis=-4,
+    )
 
 
 def hole_radius(mask: np.ndarray, wrap: bool = False) -> np.ndarray:
@@ -580,8 +629,9 @@ def inpaint_kernel(
     threads: int | None = None,
     device: str = "cpu",
     precision: str = "float32",
+    noise: Noise | None = None,
 ) -> np.ndarray:
-    """Filled fields (..., C, H, W) in ``a``'s dtype.
+    """Filled fields (..., C, H, W) in ``a``'s dtype (``noise``: one member of an ensemble).
 
     ``mask`` (..., 1, H, W) is True where values are to be replaced in every
     channel; default: the NaNs of each channel (the network sees their union).
@@ -646,7 +696,10 @@ def inpaint_kernel(
         hx = max(halo, int(np.ceil(2 * limit)))
     xp = np.ascontiguousarray(pad_fields(x, halo, hx, net.multiple, wrap))
     mp = np.ascontiguousarray(pad_fields(mk, halo, hx, net.multiple, wrap), dtype=np.float32)
-    pred = _run(_module(model, device), [xp, mp], FIELDS_PER_PASS, threads, device, precision)
+    inputs = [xp, mp]
+    if noise is not None:
+        inputs.append(noise.maps(net.noise_shape(1, *xp.shape[-2:])[1:], idx))
+    pred = _run(_module(model, device), inputs, FIELDS_PER_PASS, threads, device, precision)
     pred = pred[:, :, halo : halo + h, hx : hx + w].astype(flat.dtype)
     if shift:
         pred = np.roll(pred, shift, axis=-1)

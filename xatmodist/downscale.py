@@ -8,16 +8,22 @@ import numpy as np
 import xarray as xr
 
 from . import _validate as v
-from ._apply import apply, prepare, provenance, relabel
+from ._apply import (
+    MEMBER,
+    apply,
+    check_members,
+    prepare,
+    provenance,
+    relabel,
+    warn_large_chunks,
+)
 from ._kernels import downscale_kernel
-from .errors import InputError, warn
+from .errors import InputError
 from .zoo import Model, load_model
 
 __all__ = ["downscale", "refine_coord", "DEFAULT_DOWNSCALER"]
 
 DEFAULT_DOWNSCALER = "downscale-swe-vd-x4"
-#: output chunks larger than this many bytes trigger a warning
-LARGE_CHUNK_BYTES = 512 * 2**20
 
 
 def refine_coord(c: np.ndarray, factor: int) -> np.ndarray:
@@ -43,6 +49,8 @@ def downscale(
     spatial_dims: Sequence[Hashable] | None = None,
     channel_dim: Hashable | None = None,
     output_chunks: Mapping[Hashable, int] | None = None,
+    members: int | None = None,
+    seed: int = 0,
 ) -> xr.Dataset | xr.DataArray:
     """Refine fields to a ``factor`` times finer grid with a trained downscaler.
 
@@ -67,6 +75,14 @@ def downscale(
     output_chunks : mapping, optional
         Chunks of the result along non-spatial dims (as in xESMF); default: the
         input's.  A warning is given when output chunks exceed 512 MiB.
+    members : int, optional
+        A sampling (ensemble) model only: draw this many samples per field,
+        returned along a new leading ``member`` dim (0 .. members - 1).  None
+        (default): one output per field, a deterministic model's as always and
+        a sampling model's zero-noise output.
+    seed : int
+        Seeds the samples: a field's member ``m`` depends on ``seed``, ``m``
+        and the field's position in the input, not on the chunking.
 
     Returns
     -------
@@ -84,17 +100,28 @@ def downscale(
             f"factor={factor} but model {m.name!r} refines by {m.card.factor}; "
             f"pass factor={m.card.factor} or choose another model."
         )
+    check_members(m, members, seed)
     p = prepare(a, m, variables, spatial_dims, channel_dim, task="downscaler")
     lat, lon = p.lat, p.lon
     nlat, nlon = p.da.sizes[lat], p.da.sizes[lon]
+    ens = {} if members is None else {MEMBER: int(members)}
     out = apply(
         downscale_kernel,
         [p],
-        out_core_dims=[v.CHANNEL, lat, lon],
-        output_sizes={v.CHANNEL: p.da.sizes[v.CHANNEL], lat: nlat * factor, lon: nlon * factor},
+        out_core_dims=[*ens, v.CHANNEL, lat, lon],
+        output_sizes={
+            **ens,
+            v.CHANNEL: p.da.sizes[v.CHANNEL],
+            lat: nlat * factor,
+            lon: nlon * factor,
+        },
         wrap=p.wrap,
+        members=None if members is None else int(members),
+        seed=int(seed),
     )
     coords = {v.CHANNEL: p.da[v.CHANNEL].values}
+    if members is not None:
+        coords[MEMBER] = np.arange(int(members))
     for d in (lat, lon):
         if d in p.da.coords:
             vals = refine_coord(p.da[d].values, factor)
@@ -107,12 +134,7 @@ def downscale(
             out = out.chunk(dict(output_chunks))
         else:
             out = out.chunk({k: c for k, c in output_chunks.items() if k not in (lat, lon)})
-    if out.chunks is not None:
-        biggest = max(np.prod([max(c) for c in out.chunks]) * out.dtype.itemsize, 0)
-        if biggest > LARGE_CHUNK_BYTES:
-            warn(
-                f"Output chunks are up to {biggest / 2**20:.0f} MiB ({factor * factor}x the "
-                "input's); pass output_chunks={'time': ...} for smaller ones.",
-                UserWarning,
-            )
-    return relabel(out, a, p, variables, channel_dim, provenance(m, factor=factor))
+    note = f", x {members} members" if members is not None else ""
+    warn_large_chunks(out, f"{factor * factor}x the input's{note}")
+    extra = {} if members is None else {"members": members, "seed": seed}
+    return relabel(out, a, p, variables, channel_dim, provenance(m, factor=factor, **extra))

@@ -9,7 +9,16 @@ import numpy as np
 import xarray as xr
 
 from . import _validate as v
-from ._apply import apply, prepare, provenance, relabel, restore_seam
+from ._apply import (
+    MEMBER,
+    apply,
+    check_members,
+    prepare,
+    provenance,
+    relabel,
+    restore_seam,
+    warn_large_chunks,
+)
 from ._kernels import inpaint_kernel
 from .errors import InputError
 from .zoo import Model, load_model
@@ -75,6 +84,8 @@ def inpaint(
     variables: Mapping | Sequence | None = None,
     spatial_dims: Sequence[Hashable] | None = None,
     channel_dim: Hashable | None = None,
+    members: int | None = None,
+    seed: int = 0,
 ) -> xr.Dataset | xr.DataArray:
     """Fill missing or occluded regions with a trained inpainter.
 
@@ -98,6 +109,15 @@ def inpaint(
         holes skip the network.
     variables, spatial_dims, channel_dim
         As in :func:`xatmodist.distance`.
+    members : int, optional
+        A sampling (ensemble) model only: fill every field this many times,
+        returned along a new leading ``member`` dim (0 .. members - 1); the
+        observed values are the same in every member.  None (default): one
+        fill per field, a deterministic model's as always and a sampling
+        model's zero-noise fill.
+    seed : int
+        Seeds the samples: a field's member ``m`` depends on ``seed``, ``m``
+        and the field's position in the input, not on the chunking.
 
     Returns
     -------
@@ -127,6 +147,7 @@ def inpaint(
     """
     m = load_model(DEFAULT_INPAINTER if model is None else model, task="inpainter")
     v.check_bool(keep_observed, "keep_observed")
+    check_members(m, members, seed)
     p = prepare(a, m, variables, spatial_dims, channel_dim, task="inpainter", keep_dtype=True)
     if not np.issubdtype(p.da.dtype, np.floating):
         p.da = p.da.astype(np.float32)
@@ -135,18 +156,31 @@ def inpaint(
         mk = _check_mask(mask, p)
         inputs.append(dataclasses.replace(p, da=mk))
     lat, lon = p.lat, p.lon
+    ens = {} if members is None else {MEMBER: int(members)}
     out = apply(
         inpaint_kernel,
         inputs,
-        out_core_dims=[v.CHANNEL, lat, lon],
-        output_sizes={v.CHANNEL: p.da.sizes[v.CHANNEL], lat: p.da.sizes[lat], lon: p.da.sizes[lon]},
+        out_core_dims=[*ens, v.CHANNEL, lat, lon],
+        output_sizes={
+            **ens,
+            v.CHANNEL: p.da.sizes[v.CHANNEL],
+            lat: p.da.sizes[lat],
+            lon: p.da.sizes[lon],
+        },
         dtype=p.da.dtype,
         wrap=p.wrap,
         keep_observed=keep_observed,
+        members=None if members is None else int(members),
+        seed=int(seed),
     )
     out = out.assign_coords({d: p.da[d] for d in (v.CHANNEL, lat, lon) if d in p.da.coords})
+    if members is not None:
+        out = out.assign_coords({MEMBER: np.arange(int(members))})
+        warn_large_chunks(out, f"x {members} members")
     out = restore_seam(out, p)
-    result = relabel(out, a, p, variables, channel_dim, provenance(m, keep_observed=keep_observed))
+    extra = {} if members is None else {"members": members, "seed": seed}
+    attrs = provenance(m, keep_observed=keep_observed, **extra)
+    result = relabel(out, a, p, variables, channel_dim, attrs)
     if isinstance(a, xr.Dataset):
         for n in result.data_vars:  # a float32 variable stacked with a float64 one
             if np.issubdtype(a[n].dtype, np.floating):

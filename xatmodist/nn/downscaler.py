@@ -44,6 +44,14 @@ class Downscaler(nn.Module):
         shuffle) or resize-convolution (nearest-neighbour upsampling, then a
         conv), which cannot produce the checkerboard patterns sub-pixel
         convolution is prone to (Odena et al., Distill 2016).
+    noise : int
+        0: deterministic.  ``k > 0``: a generator that samples; ``k`` maps of
+        standard normal noise at the output resolution (``forward``'s
+        ``noise``) enter the trunk after every 2x step, block-averaged to that
+        step's resolution (and rescaled to unit variance), through a 3x3
+        convolution initialised to zero: a deterministic model's weights load
+        unchanged and give its deterministic output until training teaches
+        the noise paths.
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class Downscaler(nn.Module):
         width: int = 48,
         blocks: int = 6,
         upsample: str = "shuffle",
+        noise: int = 0,
     ):
         super().__init__()
         if upsample not in ("shuffle", "resize"):
@@ -61,6 +70,9 @@ class Downscaler(nn.Module):
         if factor < 2 or 2**steps != factor:
             raise ValueError(f"factor must be a power of 2 >= 2, got {factor}")
         self.factor = factor
+        self.noise = int(noise)
+        if self.noise < 0:
+            raise ValueError(f"noise must be an integer >= 0, got {noise}")
         self.register_buffer("mean", torch.zeros(in_channels))
         self.register_buffer("std", torch.ones(in_channels))
         self.head = nn.Conv2d(in_channels, width, 3, padding=1)
@@ -76,15 +88,44 @@ class Downscaler(nn.Module):
                     nn.ReLU(),
                 ]
         self.up = nn.Sequential(*up)
+        self.steps = steps
+        # one noise path per 2x step, after it (zero-initialised: no effect until trained)
+        self.noise_in = nn.ModuleList(
+            nn.Conv2d(self.noise, width, 3, padding=1, bias=False)
+            for _ in range(steps if self.noise else 0)
+        )
+        for conv in self.noise_in:
+            nn.init.zeros_(conv.weight)
         self.tail = nn.Conv2d(width, in_channels, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Refine ``x`` (physical units) by ``factor`` in both spatial dims."""
+    def noise_shape(self, batch: int, h: int, w: int) -> tuple[int, int, int, int]:
+        """Shape of ``forward``'s ``noise`` for ``batch`` coarse inputs of ``h`` x ``w``."""
+        return (batch, self.noise, h * self.factor, w * self.factor)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Refine ``x`` (physical units) by ``factor`` in both spatial dims.
+
+        ``noise`` (:meth:`noise_shape`, standard normal) drives a sampling
+        model; None gives the zero-noise output (a deterministic model's only one).
+        """
         m, s = self.mean.view(1, -1, 1, 1), self.std.view(1, -1, 1, 1)
         z = (x - m) / s
         base = F.interpolate(z, scale_factor=self.factor, mode="bicubic", align_corners=False)
         h = self.head(z)
-        y = base + self.tail(self.up(self.body(h) + h))
-        return y * s + m
+        h = self.body(h) + h
+        if self.noise == 0 or noise is None:
+            return (base + self.tail(self.up(h))) * s + m
+        if tuple(noise.shape) != self.noise_shape(*x.shape[:1], *x.shape[2:]):
+            raise ValueError(
+                f"noise must have shape {self.noise_shape(x.shape[0], *x.shape[2:])}, "
+                f"got {tuple(noise.shape)}"
+            )
+        per = len(self.up) // self.steps  # modules per 2x step
+        for i in range(self.steps):
+            h = self.up[i * per : (i + 1) * per](h)
+            k = self.factor // 2 ** (i + 1)  # block size from the output to this step's grid
+            n = F.avg_pool2d(noise, k) * k if k > 1 else noise
+            h = h + self.noise_in[i](n.to(h.dtype))
+        return (base + self.tail(h)) * s + m

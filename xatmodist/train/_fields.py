@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ..errors import InputError
 from ..zoo import Model
 from ._common import card_frame, freeze, init_zscore, model_id, resolved_config, start_model
 from ._content import Content
@@ -43,13 +44,25 @@ class FieldTask(Task):
         self.steps_per_epoch = max(1, self.samples // self.batch_size)
         self.kind = getattr(s.loss, self.kind_arg)
         self.content = Content(s.loss, (self.kind_arg, self.kind), src, self.distance)
-        self.start = start_model(sch.init, self.task, self.network, args, src)
+        self.noise = int(args.get("noise", 0))
+        # a deterministic init may start a sampling model: its noise paths begin at zero
+        same = {k: x for k, x in args.items() if k != "noise"}
+        self.start = start_model(sch.init, self.task, self.network, same, src)
+        if self.start is not None and self.start.card.args.get("noise", 0) not in (0, self.noise):
+            raise InputError(
+                f"init={self.start.name!r} samples with noise={self.start.card.args['noise']} "
+                f"maps; these arguments give noise={self.noise}. Pass its noise, or a "
+                "deterministic init."
+            )
         torch.manual_seed(sch.seed)
         self.net = self.network(**args)
         if self.start is None:
             init_zscore(self.net, src, sch.seed)
         else:
-            self.net.load_state_dict(self.start.module.state_dict())
+            missing = self.net.load_state_dict(self.start.module.state_dict(), strict=False)
+            assert not missing.unexpected_keys, missing  # the args check above rules them out
+            assert all(k.startswith("noise_in.") for k in missing.missing_keys), missing
+        self.samples_per_input = int(s.ensemble.ensemble_samples) if self.noise else 1
         self.std = self.net.std.view(1, -1, 1, 1)
         self.blocks, _ = make_blocks(
             n_series=src.n_series,
@@ -116,6 +129,36 @@ class FieldTask(Task):
         """More entries of an epoch's record."""
         return {}
 
+    def draw_noise(self, rng: np.random.Generator, like, shape: tuple):
+        """Standard normal noise of ``shape`` from the step's ``rng`` (resumes exactly)."""
+        import torch
+
+        return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)).to(like.device)
+
+    def ensemble_loss(self, samples, truth):
+        """``crps_weight`` x the fair CRPS of ``samples`` (K, B, C, H, W) on z-scored fields."""
+        z = samples / self.std
+        zt = truth / self.std
+        k = z.shape[0]
+        skill = (z - zt.unsqueeze(0)).abs().mean()
+        spread = sum((z[i] - z[j]).abs().mean() for i in range(k) for j in range(i + 1, k)) / (
+            k * (k - 1) / 2
+        )
+        return float(self.s.ensemble.crps_weight) * (skill - 0.5 * spread)
+
+    def ensemble_card(self) -> dict | None:
+        """The card's ``training.ensemble`` (None for a deterministic model)."""
+        if not self.noise:
+            return None
+        e = self.s.ensemble
+        return {
+            "noise_maps": self.noise,
+            "samples_per_input": self.samples_per_input,
+            "crps_weight": float(e.crps_weight),
+            "crps": "fair CRPS of the samples on z-scored fields: mean_i |x_i - y| - "
+            "mean_(i != j) |x_i - x_j| / 2 per point, averaged",
+        }
+
     def record(self, epoch, sums, seen, seconds, lr) -> dict:
         """Mean loss and speed of the epoch."""
         rec = {"epoch": epoch + 1, "loss": sums["loss"] / max(seen, 1)}
@@ -130,6 +173,7 @@ class FieldTask(Task):
             **entries.pop("training"),
             **self.content.card(),
             "init": model_id(self.start),
+            "ensemble": self.ensemble_card(),
             "samples_per_epoch": self.samples,
             "train_seconds": round(seconds, 1),
             "history": history,

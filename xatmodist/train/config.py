@@ -37,6 +37,7 @@ __all__ = [
     "Adversarial",
     "ContentLoss",
     "Distillation",
+    "Ensemble",
     "DownscalerArchitecture",
     "EncoderArchitecture",
     "EncoderData",
@@ -317,6 +318,12 @@ class DownscalerArchitecture:
     """Residual blocks."""
     upsample: str = opt("shuffle", {"choices": ["shuffle", "resize"]})
     """Sub-pixel convolution or resize-convolution."""
+    noise: int = opt(0, low=0)
+    """Noise maps of a generator that samples (an ensemble model): ``k > 0`` standard normal maps
+    enter the network (see its class); ``members=`` of the accessor then draws samples.  0: a
+    deterministic model.  Fine-tuning a deterministic ``init`` keeps its weights (the noise paths
+    start at zero).
+    """
 
 
 @dataclass(kw_only=True)
@@ -333,6 +340,22 @@ class Adversarial:
 
 
 @dataclass(kw_only=True)
+class Ensemble:
+    """How a generator that samples (``noise > 0``) is trained; unused by deterministic ones."""
+
+    ensemble_samples: int = opt(2, low=2)
+    """Samples drawn per training input at each step: the content and GAN losses average over
+    them and the CRPS term compares them with each other and with the truth.
+    """
+    crps_weight: float = opt(1.0)
+    """Weight of the fair CRPS of the samples on z-scored fields, ``mean_i |x_i - y| -
+    mean_{i != j} |x_i - x_j| / 2`` per point (Gneiting & Raftery 2007; unbiased for a finite
+    ensemble): lowest for samples as spread as the truth's uncertainty, so it keeps the ensemble
+    from collapsing onto its mean (which the content loss alone rewards) or spreading too far.
+    """
+
+
+@dataclass(kw_only=True)
 class InpainterArchitecture:
     """The U-Net (see :class:`xatmodist.nn.Inpainter`)."""
 
@@ -342,6 +365,12 @@ class InpainterArchitecture:
     """Down-sampling levels; patches are a multiple of ``2**levels``."""
     blocks: int = opt(3)
     """Blocks per level."""
+    noise: int = opt(0, low=0)
+    """Noise maps of a generator that samples (an ensemble model): ``k > 0`` standard normal maps
+    enter the network (see its class); ``members=`` of the accessor then draws samples.  0: a
+    deterministic model.  Fine-tuning a deterministic ``init`` keeps its weights (the noise paths
+    start at zero).
+    """
 
 
 @dataclass(kw_only=True)
@@ -547,6 +576,7 @@ TRAINERS = {
         ("schedule", FieldSchedule),
         ("architecture", DownscalerArchitecture),
         ("adversarial", Adversarial),
+        ("ensemble", Ensemble),
     ),
     "inpainter": _trainer(
         "inpainter",
@@ -556,5 +586,6 @@ TRAINERS = {
         ("data", FieldData),
         ("schedule", _InpainterSchedule),
         ("architecture", InpainterArchitecture),
+        ("ensemble", Ensemble),
     ),
 }

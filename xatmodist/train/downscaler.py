@@ -75,7 +75,9 @@ class DownscalerTask(FieldTask):
         self.gan_weight = float(s.adversarial.adversarial_weight)
         self.network = Downscaler
         args = {"in_channels": src.n_channels, "factor": f, "width": a.width}
-        super().__init__(s, src, {**args, "blocks": a.blocks, "upsample": a.upsample})
+        super().__init__(
+            s, src, {**args, "blocks": a.blocks, "upsample": a.upsample, "noise": a.noise}
+        )
         if s.loss.balance_variables:
             truth = torch.from_numpy(
                 src.sample_fields(32, np.random.default_rng([s.schedule.seed, 3]))
@@ -97,9 +99,25 @@ class DownscalerTask(FieldTask):
         return _feature_distance(enc)
 
     def batch_loss(self, truth, rng):
-        """Content loss of the refined coarsened batch (+ the generator's GAN loss)."""
-        pred = self.net(coarsen(truth, self.args["factor"]))
-        loss = self.content(pred, truth, ((pred - truth) / self.std).pow(2).mean())
+        """Content loss of the refined coarsened batch (+ the generator's GAN loss).
+
+        A sampling model refines every input ``ensemble_samples`` times with fresh
+        noise; the content and GAN losses see all samples, the CRPS term compares them.
+        """
+        coarse = coarsen(truth, self.args["factor"])
+        k = self.samples_per_input
+        if k > 1:
+            coarse, truth_k = coarse.repeat(k, 1, 1, 1), truth.repeat(k, 1, 1, 1)
+            noise = self.draw_noise(
+                rng, coarse, self.net.noise_shape(*coarse.shape[:1], *coarse.shape[2:])
+            )
+            pred = self.net(coarse, noise)
+            loss = self.content(pred, truth_k, ((pred - truth_k) / self.std).pow(2).mean())
+            loss = loss + self.ensemble_loss(pred.view(k, *truth.shape), truth)
+            truth = truth_k
+        else:
+            pred = self.net(coarse)
+            loss = self.content(pred, truth, ((pred - truth) / self.std).pow(2).mean())
         if self.critic is not None:
             z = lambda x: (x - self.mean) / self.std  # noqa: E731
             loss = loss + self.gan_weight * self.critic.step(z(truth), z(pred))

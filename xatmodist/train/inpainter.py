@@ -100,7 +100,7 @@ class InpainterTask(FieldTask):
             )
         self.network, self.holes, self.kinds = Inpainter, (lo, hi), kinds
         args = {"in_channels": src.n_channels, "width": a.width, "levels": a.levels}
-        super().__init__(s, src, {**args, "blocks": a.blocks})
+        super().__init__(s, src, {**args, "blocks": a.blocks, "noise": a.noise})
         if s.loss.balance_variables:
             rng0 = np.random.default_rng([s.schedule.seed, 3])
             truth = torch.from_numpy(src.sample_fields(32, rng0)[..., :p, :p])
@@ -124,10 +124,23 @@ class InpainterTask(FieldTask):
 
         mask = torch.from_numpy(random_masks(rng, len(truth), self.patch, self.holes, self.kinds))
         mask = mask.to(truth)  # its dtype and device
-        filled = self.net.fill(truth, mask)
+        k = self.samples_per_input
+        if k > 1:  # a sampling model fills every hole k times with fresh noise
+            one = truth
+            truth, mask = truth.repeat(k, 1, 1, 1), mask.repeat(k, 1, 1, 1)
+            noise = self.draw_noise(
+                rng, truth, self.net.noise_shape(*truth.shape[:1], *truth.shape[2:])
+            )
+            filled = self.net.fill(truth, mask, noise)
+        else:
+            filled = self.net.fill(truth, mask)
         n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
         mse = (((filled - truth) / self.std).pow(2) * mask).sum() / n_hole
-        return self.content(filled, truth, mse, mask)
+        loss = self.content(filled, truth, mse, mask)
+        if k > 1:  # outside the holes every sample is the truth: CRPS 0 there
+            frac = float(mask.numel()) / float(mask.sum().clamp(min=1.0))
+            loss = loss + frac * self.ensemble_loss(filled.view(k, *one.shape), one)
+        return loss
 
     def card_entries(self) -> dict:
         """The input size, hole radius and the training record's holes."""

@@ -1,0 +1,175 @@
+"""Generators that sample (issue 24): noise paths, ensemble training, members= in the API.
+
+Tiny sampling models are trained here on synthetic fields (seconds); what is
+tested is the machinery: members differ, seeds reproduce, the noise follows the
+field and not the chunking, observed values survive every member, bad input is
+refused.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import xatmodist
+from xatmodist.nn import Downscaler, Inpainter
+from xatmodist.testing import raise_if_dask_computes, synthetic_fields
+from xatmodist.train import fit_downscaler, fit_inpainter
+
+FIELD = {"epochs": 1, "samples_per_epoch": 32, "batch_size": 8, "patch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Paths of a deterministic tiny downscaler, its sampling fine-tune and a sampling inpainter."""
+    d = tmp_path_factory.mktemp("ens")
+    ds = synthetic_fields(n_time=24, nlat=32, nlon=64, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = fit_downscaler(ds, content_loss="l2", width=8, blocks=1, seed=0, **FIELD)
+        det.save(d / "det")
+        ens = fit_downscaler(
+            ds, content_loss="l2", width=8, blocks=1, noise=2, init=d / "det", seed=1, **FIELD
+        )
+        ens.save(d / "ens")
+        inp = fit_inpainter(
+            ds, loss="l2", width=8, levels=2, blocks=1, noise=2, hole=(4, 8), seed=0, **FIELD
+        )
+        inp.save(d / "inp")
+    return {"det": d / "det", "ens": d / "ens", "inp": d / "inp", "data": ds}
+
+
+def test_noise_paths_start_at_zero_so_a_deterministic_init_loads_unchanged():
+    """A deterministic downscaler/inpainter's weights in a sampling one give the same output
+    for any noise until the noise paths are trained."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 8, 16)
+    for det, ens, args in (
+        (Downscaler(2, 4, 8, 1), Downscaler(2, 4, 8, 1, noise=3), (x,)),
+        (Inpainter(2, 8, 2, 1), Inpainter(2, 8, 2, 1, noise=3), (x, (x > 1).float()[:, :1])),
+    ):
+        for p in det.tail.parameters():
+            torch.nn.init.normal_(p)
+        missing = ens.load_state_dict(det.state_dict(), strict=False).missing_keys
+        assert missing and all(k.startswith("noise_in.") for k in missing)
+        shape = ens.noise_shape(2, *x.shape[2:])
+        with torch.no_grad():
+            torch.testing.assert_close(ens(*args, torch.randn(shape)), det(*args))
+            for conv in ens.noise_in:
+                torch.nn.init.normal_(conv.weight)
+            assert not torch.allclose(ens(*args, torch.randn(shape)), det(*args))
+        with pytest.raises(ValueError, match="noise must have shape"):
+            ens(*args, torch.randn(1, 3, 4, 4))
+
+
+def test_fair_crps_of_a_perfect_and_a_collapsed_ensemble():
+    """The ensemble term is the fair CRPS: about 0 for members drawn from the truth's own
+    distribution, the MAE for members that all equal the mean."""
+    from types import SimpleNamespace
+
+    from xatmodist.train._fields import FieldTask
+
+    task = SimpleNamespace(
+        std=torch.ones(1, 1, 1, 1), s=SimpleNamespace(ensemble=SimpleNamespace(crps_weight=1.0))
+    )
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(64, 1, 8, 8, generator=g)
+    members = torch.randn(8, 64, 1, 8, 8, generator=g)  # same distribution as the truth
+    fair = FieldTask.ensemble_loss(task, members, truth)
+    collapsed = FieldTask.ensemble_loss(task, torch.zeros(8, 64, 1, 8, 8), truth)
+    # E|X - y| - E|X - X'|/2 for X, y ~ N(0, 1): 2/sqrt(pi) - 1/sqrt(pi) = 0.564; collapsed:
+    # E|y| = 0.798
+    assert float(fair) == pytest.approx(1 / np.sqrt(np.pi), abs=0.03)
+    assert float(collapsed) == pytest.approx(np.sqrt(2 / np.pi), abs=0.03)
+
+
+def test_ensemble_training_records_its_settings(models):
+    card = xatmodist.load_model(models["ens"]).card
+    assert card.args["noise"] == 2
+    ens = card.training["ensemble"]
+    assert ens["noise_maps"] == 2 and ens["samples_per_input"] == 2
+    assert xatmodist.load_model(models["det"]).card.training["ensemble"] is None
+
+
+def test_downscale_members_are_lazy_seeded_and_chunk_invariant(models):
+    ds = models["data"].isel(time=slice(0, 6)).coarsen(lat=4, lon=4).mean()
+    kw = {"model": models["ens"], "members": 3, "seed": 5}
+    eager = ds.atmodist.downscale(**kw)
+    assert eager.vo.dims == ("member", "time", "lat", "lon") and eager.sizes["member"] == 3
+    assert list(eager.member.values) == [0, 1, 2]
+    assert eager.attrs["members"] == "3" and eager.attrs["seed"] == "5"
+    with raise_if_dask_computes():
+        lazy = ds.chunk(time=1).atmodist.downscale(**kw)
+        lazy4 = ds.chunk(time=4).atmodist.downscale(**kw)
+    for other in (lazy, lazy4):
+        np.testing.assert_array_equal(other.vo.values, eager.vo.values)
+        np.testing.assert_array_equal(other.d.values, eager.d.values)
+    # members differ; the same seed repeats; another seed does not; member m is the same
+    # whatever the ensemble size
+    assert float(eager.vo.std("member").mean()) > 0
+    np.testing.assert_array_equal(ds.atmodist.downscale(**kw).vo.values, eager.vo.values)
+    assert not np.array_equal(ds.atmodist.downscale(**{**kw, "seed": 6}).vo.values, eager.vo.values)
+    two = ds.atmodist.downscale(**{**kw, "members": 2})
+    np.testing.assert_array_equal(two.vo.values, eager.vo.values[:2])
+    # a field's noise follows the field: the fields 2..5 alone get other samples than in place
+    part = ds.isel(time=slice(2, 6)).atmodist.downscale(**kw)
+    assert not np.array_equal(part.vo.values, eager.vo.values[:, 2:])
+    # members=None: one zero-noise output, no member dim
+    assert "member" not in ds.atmodist.downscale(model=models["ens"]).dims
+
+
+def test_inpaint_members_keep_observed_values_bit_for_bit(models):
+    ds = models["data"].isel(time=slice(0, 4)).copy(deep=True)
+    hole = (slice(10, 16), slice(20, 27))
+    for name in ("vo", "d"):
+        ds[name][dict(time=slice(None), lat=hole[0], lon=hole[1])] = np.nan
+    kw = {"model": models["inp"], "members": 3, "seed": 0}
+    out = ds.atmodist.inpaint(**kw)
+    assert out.vo.dims == ("member", "time", "lat", "lon")
+    observed = np.isfinite(ds.vo.values)
+    for m in range(3):
+        np.testing.assert_array_equal(out.vo.values[m][observed], ds.vo.values[observed])
+    assert np.isfinite(out.vo.values).all()
+    assert float(out.vo.std("member").values[:, hole[0], hole[1]].mean()) > 0
+    with raise_if_dask_computes():
+        lazy = ds.chunk(time=1).atmodist.inpaint(**kw)
+    np.testing.assert_array_equal(lazy.vo.values, out.vo.values)
+
+
+@pytest.mark.parametrize("members", [0, -2, 1.5, True, "3"])
+def test_members_must_be_a_positive_int(models, members):
+    ds = models["data"].isel(time=slice(0, 2)).coarsen(lat=4, lon=4).mean()
+    with pytest.raises(xatmodist.InputError, match="members must be a positive integer"):
+        ds.atmodist.downscale(model=models["ens"], members=members)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_seed_must_be_a_non_negative_int(models, seed):
+    ds = models["data"].isel(time=slice(0, 2))
+    with pytest.raises(xatmodist.InputError, match="seed must be an integer >= 0"):
+        ds.atmodist.inpaint(model=models["inp"], members=2, seed=seed)
+
+
+def test_a_deterministic_model_refuses_members(models):
+    ds = models["data"].isel(time=slice(0, 2)).coarsen(lat=4, lon=4).mean()
+    with pytest.raises(xatmodist.ModelError, match=r"is deterministic.*that sample are \["):
+        ds.atmodist.downscale(model=models["det"], members=2)
+    with pytest.raises(xatmodist.ModelError, match="'inpaint-swe-vd' is deterministic"):
+        models["data"].isel(time=slice(0, 1)).atmodist.inpaint(members=2)
+
+
+def test_large_ensemble_chunks_warn(models):
+    ds = models["data"].isel(time=slice(0, 2)).coarsen(lat=4, lon=4).mean().chunk(time=2)
+    with pytest.warns(UserWarning, match="x 100000 members"):
+        ds.atmodist.downscale(model=models["ens"], members=100_000)  # lazy: nothing runs
+
+
+def test_sampling_init_must_match_noise(models):
+    ds = models["data"]
+    with pytest.raises(xatmodist.InputError, match="samples with noise=2 maps; these .* noise=3"):
+        fit_downscaler(
+            ds, content_loss="l2", width=8, blocks=1, noise=3, init=models["ens"], **FIELD
+        )
