@@ -186,6 +186,141 @@ def evaluate(path: str, stride: int = 8, extra: dict | None = None) -> tuple[dic
     return res, samples
 
 
+#: generators that sample (issue 24), evaluated as ensembles of ``MEMBERS`` members
+ENSEMBLES = {"atmodist-ens": "inpaint-swe-vd-ens", "l2-ens": "inpaint-swe-vd-l2-ens"}
+MEMBERS = 8
+
+
+def hole_ensemble_scores(e: np.ndarray, t: np.ndarray, std: float) -> dict:
+    """Probabilistic scores of members ``e`` (M, points) at the hole points ``t`` (points,).
+
+    As :func:`benchmarks.eval_downscaling.ensemble_scores`, on the hole points
+    (unweighted): ``crps`` (:func:`xskillscore.crps_ensemble`), ``spread_skill``
+    (sqrt((M + 1) / M) x root mean ensemble variance / RMSE of the mean),
+    ``rank_histogram`` (relative frequencies), ``mean_rmse``, ``member_rmse``;
+    errors divided by the truth's standard deviation ``std``.
+    """
+    import xskillscore as xs
+
+    m = e.shape[0]
+    tt = xr.DataArray(t.astype(np.float64), dims="point")
+    ee = xr.DataArray(e.T.astype(np.float64), dims=("point", "member"))
+    mean = e.mean(axis=0)
+    rmse_mean = float(np.sqrt(np.mean((mean - t) ** 2)))
+    spread = float(np.sqrt(np.mean(e.var(axis=0, ddof=1))))
+    ranks = xs.rank_histogram(tt, ee, dim="point", member_dim="member")
+    return {
+        "crps": float(xs.crps_ensemble(tt, ee, member_dim="member", dim="point")) / std,
+        "spread_skill": float(np.sqrt((m + 1) / m) * spread / rmse_mean),
+        "rank_histogram": [float(x) for x in (ranks / ranks.sum()).values],
+        "mean_rmse": rmse_mean / std,
+        "member_rmse": float(np.sqrt(np.mean((e - t[None]) ** 2))) / std,
+    }
+
+
+def evaluate_ensembles(path: str, stride: int = 8, members: int = MEMBERS, seed: int = 0):
+    """Ensemble scores of ``ENSEMBLES`` on :func:`evaluate`'s fields and holes.
+
+    Beside them the hole MAE of the deterministic fills (linear, Laplace, l2,
+    AtmoDist), for the CRPS target; per member the ``hf_spectral_error`` of
+    :func:`evaluate`, averaged over members.
+    """
+    ds = xr.open_zarr(path)[["vo", "d"]].isel(time=slice(0, None, stride)).load()
+    truth = ds.stack(field=("run", "time")).transpose("field", "lat", "lon")
+    truth = truth.drop_vars(["field", "run", "time"]).assign_coords(
+        field=np.arange(truth.sizes["field"])
+    )
+    n, nlat, nlon = truth.vo.shape
+    std = {v: float(truth[v].std()) for v in ("vo", "d")}
+    res: dict = {"members": members, "seed": seed}
+    samples: dict = {}
+    for size in SIZES:
+        corners = holes(n, nlat, nlon, size, seed=0)
+        mk = mask_of(corners, size, (nlat, nlon))
+        m = xr.DataArray(mk, dims=("field", "lat", "lon"))
+        gappy = truth.where(~m)
+        r = res[f"{size}x{size}"] = {"deterministic_mae": {}}
+        dets = {"linear": gappy.map(linear_fill)}
+        for key, name in MODELS.items():
+            dets[key] = xatmodist.inpaint(gappy, model=name)
+        for key, f in dets.items():
+            r["deterministic_mae"][key] = {
+                v: float(np.mean(np.abs((f[v] - truth[v]).values[mk]))) / std[v]
+                for v in ("vo", "d")
+            }
+        samples[size] = {"truth": truth, "corners": corners, **dets}
+        for key, name in ENSEMBLES.items():
+            e = xatmodist.inpaint(gappy, model=name, members=members, seed=seed)
+            e = e.transpose("member", "field", "lat", "lon")
+            samples[size][key] = e
+            r[key] = {}
+            for v in ("vo", "d"):
+                vals = e[v].values
+                sc = hole_ensemble_scores(vals[:, mk], truth[v].values[mk], std[v])
+                pt = hf_power(hole_windows(truth[v].values, corners, size))
+                k = np.arange(len(pt))
+                band = (k >= size // 8) & (k <= size // 4)
+                errs = [
+                    float(np.mean(np.abs(np.log(
+                        hf_power(hole_windows(vals[j], corners, size))[band] / pt[band]
+                    ))))
+                    for j in range(members)
+                ]  # fmt: skip
+                r[key][v] = {**sc, "member_hf_spectral_error": float(np.mean(errs))}
+    return res, samples
+
+
+def ensemble_figure(samples: dict, path: Path, field: int = 3) -> None:
+    """Members of each ensemble beside the truth in a 32x32 hole; hole spectra of members."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = samples[32]
+    r, c = s["corners"][field]
+    lo, hi = max(c - 16, 0), min(c + 48, s["truth"].sizes["lon"])
+    ens = [k for k in ENSEMBLES if k in s]
+    fig, axes = plt.subplots(2 * len(ens), 5, figsize=(17, 2.8 * 2 * len(ens)))
+    lim = {"vo": 5e-5, "d": 1.5e-5}
+    for j, key in enumerate(ens):
+        for i, v in enumerate(("vo", "d")):
+            row = axes[2 * j + i]
+            panels = [("truth", s["truth"][v])] + [
+                (f"{key} member {m}", s[key][v].isel(member=m)) for m in range(3)
+            ]
+            for a, (title, da) in zip(row[:4], panels, strict=True):
+                da.isel(field=field, lon=slice(lo, hi)).plot(
+                    ax=a, cmap="RdBu_r", vmin=-lim[v], vmax=lim[v], add_colorbar=False
+                )
+                a.add_patch(
+                    plt.Rectangle(
+                        (float(s["truth"].lon[c]), float(s["truth"].lat[r])),
+                        32 * 2.8125,
+                        -32 * 2.857,
+                        fill=False,
+                        ec="k",
+                        lw=0.8,
+                    )
+                )
+                a.set_title(f"{title} ({v})", fontsize=9)
+                a.set(xlabel="", ylabel="")
+            ax = row[4]
+            for k in ("truth", "l2", "atmodist", key):
+                da = s[k][v]
+                vals = da.values if "member" not in da.dims else da.isel(member=0).values
+                p = hf_power(hole_windows(vals, s["corners"], 32))
+                ax.semilogy(
+                    np.arange(len(p))[1:], p[1:], label=k + (" (member 0)" if k == key else "")
+                )
+            ax.axvspan(4, 8, color="0.9")
+            ax.set_title(f"{v} in the 32x32 holes", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def figure(samples: dict, path: Path, field: int = 3) -> None:
     """Hole spectra per method and a sample 32x32-hole field side by side."""
     import matplotlib
@@ -238,7 +373,14 @@ def main() -> None:
     p.add_argument("--json", default=None)
     p.add_argument("--extra", nargs="*", default=[], help="more models as label=path")
     p.add_argument("--update-cards", action="store_true")
+    p.add_argument(
+        "--ensembles", action="store_true", help="evaluate the generators that sample instead"
+    )
+    p.add_argument("--members", type=int, default=MEMBERS)
     args = p.parse_args()
+    if args.ensembles:
+        ensembles_main(args)
+        return
     extra = dict(e.split("=", 1) for e in args.extra)
     res, samples = evaluate(args.data, extra=extra)
     for hole, rows in res.items():
@@ -264,6 +406,47 @@ def main() -> None:
                 "this_model": {h: rows[key] for h, rows in res.items()},
                 "baselines": {
                     h: {b: rows[b] for b in ("linear", "laplace")} for h, rows in res.items()
+                },
+            }
+            m.save(m.path)
+
+
+def ensembles_main(args) -> None:
+    """``--ensembles``: print the probabilistic table; figure, JSON and cards on request."""
+    res, samples = evaluate_ensembles(args.data, members=args.members)
+    head = ["crps", "spread_skill", "mean_rmse", "member_rmse", "member_hf_spectral_error"]
+    for hole in (f"{s}x{s}" for s in SIZES):
+        r = res[hole]
+        print(
+            f"\nhole {hole}, {args.members} members; errors / truth std; deterministic MAE: "
+            + ", ".join(
+                f"{k} vo {x['vo']:.3f} d {x['d']:.3f}" for k, x in r["deterministic_mae"].items()
+            )
+        )
+        print(f"{'ensemble':<14} {'var':<4} " + " ".join(f"{h[:14]:>14}" for h in head))
+        for key in ENSEMBLES:
+            for v in ("vo", "d"):
+                print(f"{key:<14} {v:<4} " + " ".join(f"{r[key][v][h]:14.3f}" for h in head))
+                print(
+                    f"{'':<14} {v:<4} rank histogram "
+                    + " ".join(f"{x:.3f}" for x in r[key][v]["rank_histogram"])
+                )
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    if args.figure:
+        ensemble_figure(samples, Path(args.figure))
+    if args.update_cards:
+        for key, name in ENSEMBLES.items():
+            m = xatmodist.load_model(name)
+            m.card.metrics["heldout"] = {
+                "data": "16 held-out shallow_water runs (seeds 100000..100015), every 8th "
+                "step; one square hole per field at a random position",
+                "command": "python -m benchmarks.eval_inpainting --ensembles --update-cards",
+                "members": res["members"],
+                "seed": res["seed"],
+                "this_model": {h: res[h][key] for h in (f"{s}x{s}" for s in SIZES)},
+                "deterministic_mae": {
+                    h: res[h]["deterministic_mae"] for h in (f"{s}x{s}" for s in SIZES)
                 },
             }
             m.save(m.path)

@@ -93,3 +93,40 @@ def test_the_encoder_table_puts_speed_beside_held_out_quality():
     lines = encoder_table(r).splitlines()
     assert lines[2].startswith("| enc-a (default) | 13.8 | 700.0 | 0.50 | 0.872 [")
     assert lines[3] == "| enc-b | 1.0 | 2100.0 | 1.50 | — | — | — |"
+
+
+def test_ensemble_scores_of_a_calibrated_and_a_collapsed_ensemble():
+    """The downscaling evaluation's probabilistic scores (issue 24): members drawn from the
+    truth's own distribution are calibrated (spread-skill 1, flat rank histogram); members
+    that all equal one guess have no spread and put the truth at the ends of the ranks."""
+    import numpy as np
+    import xarray as xr
+
+    from benchmarks.eval_downscaling import ensemble_scores
+    from benchmarks.eval_inpainting import hole_ensemble_scores
+
+    rng = np.random.default_rng(0)
+    lat, lon = np.linspace(87, -87, 32), np.arange(64) * 5.625
+    dims = ("time", "lat", "lon")
+
+    truth = xr.Dataset(
+        {n: (dims, rng.standard_normal((6, 32, 64))) for n in ("vo", "d")},
+        coords={"lat": lat, "lon": lon},
+    )
+    members = xr.Dataset(
+        {n: (("member",) + dims, rng.standard_normal((8, 6, 32, 64))) for n in ("vo", "d")},
+        coords={"lat": lat, "lon": lon},
+    )
+    band = truth.sel(lat=slice(70, -70))
+    r = ensemble_scores(members, truth, np.linspace(0, 3e6, 11), band)["vo"]
+    assert abs(r["spread_skill"] - 1) < 0.05
+    assert np.allclose(r["rank_histogram"], 1 / 9, atol=0.01)
+    assert abs(r["mean_rmse"] - np.sqrt(1 + 1 / 8)) < 0.05  # error of an 8-member mean
+    t = rng.standard_normal(5000)
+    calibrated = hole_ensemble_scores(rng.standard_normal((8, 5000)), t, 1.0)
+    collapsed = hole_ensemble_scores(np.zeros((8, 5000)) + 0.1, t, 1.0)
+    assert abs(calibrated["spread_skill"] - 1) < 0.05
+    assert collapsed["spread_skill"] < 1e-12
+    assert collapsed["crps"] == pytest.approx(np.mean(np.abs(t - 0.1)), rel=1e-6)
+    hist = collapsed["rank_histogram"]
+    assert hist[0] + hist[-1] == pytest.approx(1.0)
