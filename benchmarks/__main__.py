@@ -20,7 +20,14 @@ import warnings
 
 import torch
 
-from . import bench_distance, bench_fields, bench_scale, bench_training
+from . import (
+    bench_content_step,
+    bench_distance,
+    bench_ensemble,
+    bench_fields,
+    bench_scale,
+    bench_training,
+)
 
 ROWS = (
     "distance",
@@ -32,6 +39,8 @@ ROWS = (
     "downscale",
     "inpaint",
     "downscale_memory",
+    "content_step",
+    "ensemble",
 )
 
 
@@ -82,6 +91,40 @@ def encoder_table(r: dict) -> str:
             f"{num(m.get('heldout_top1'))} | {num(m.get('heldout_within1'))} |"
         )
     return "\n".join(lines)
+
+
+def _content_step_rows(r: dict) -> list[dict]:
+    """Per field trainer: the default encoder's AtmoDist-loss step against v4's (issue 23)."""
+    rows = []
+    default = r["default"]
+    for trainer in ("downscaler", "inpainter"):
+        mine, v4 = r[trainer][default], r[trainer]["atmodist-swe-vd-v4"]
+        rows.append(
+            _row(
+                f"{trainer} step, AtmoDist loss of {default} (default) vs of v4",
+                f"{1000 * mine['seconds_per_step']:.0f} ms/step",
+                f"{1000 * v4['seconds_per_step']:.0f} ms/step",
+                mine["v4_over_this"],
+                1.0,
+                ">=",
+            )
+        )
+    return rows
+
+
+def _ensemble_rows(r: dict) -> list[dict]:
+    """Per sampling model: M members through the accessor against M single passes (issue 24)."""
+    return [
+        _row(
+            f"{name}: {r['members']} members vs {r['members']} single passes",
+            f"{x['ensemble_seconds']:.2f} s",
+            f"{x['singles_seconds']:.2f} s",
+            x["ratio"],
+            1.1,
+            "<=",
+        )
+        for name, x in r["models"].items()
+    ]
 
 
 def rows_from(results: dict) -> list[dict]:
@@ -195,6 +238,10 @@ def rows_from(results: dict) -> list[dict]:
                 "<=",
             )
         )
+    if results.get("content_step") is not None:
+        rows += _content_step_rows(results["content_step"])
+    if results.get("ensemble") is not None:
+        rows += _ensemble_rows(results["ensemble"])
     return rows
 
 
@@ -251,6 +298,8 @@ def main() -> None:
         "downscale": lambda: bench_fields.bench_downscale(n=args.fields_n, repeat=3),
         "inpaint": lambda: bench_fields.bench_inpaint(n=args.fields_n // 4, repeat=3),
         "downscale_memory": bench_fields.bench_downscale_memory,
+        "content_step": lambda: bench_content_step.run(repeat=3),
+        "ensemble": lambda: bench_ensemble.run(members=8, repeat=3),
     }
     warnings.simplefilter("ignore")
     results = {

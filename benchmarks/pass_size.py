@@ -73,7 +73,7 @@ def main() -> None:
         default=[
             xatmodist.zoo.DEFAULT_ENCODER,
             "pretrained/superseded/atmodist-swe-vd-v4",  # not installed: by its folder
-            "atmodist-swe-vd-fast",
+            "atmodist-swe-vd-v7",
         ],
     )
     p.add_argument("--json", help="write the results as JSON")

@@ -47,7 +47,7 @@ LOSS_ONLY = [n for n in ENCODERS if n not in VD and n not in REAL]
 #: what the package ships: the models a user should pick (issue 19)
 CURATED = {
     "atmodist-swe-vd-v6",  # the default encoder
-    "atmodist-swe-vd-fast",  # the fast encoder
+    "atmodist-swe-vd-v7",  # the fast encoder: v6 distilled (issue 23)
     "atmodist-swe-vd",  # the paper's recipe
     "atmodist-ncep-air",  # real data
     "atmodist-ncep-slp",

@@ -113,6 +113,7 @@ def test_a_recipe_trains_evaluates_saves_and_resumes(tmp_path, series, capsys):
     model = xatmodist.load_model(dest)
     card = model.card
     assert card.training["recipe"] == "recipes/tiny.toml" and card.data_kind == "reanalysis"
+    assert card.training["command"] == "xatmodist train --recipe recipes/tiny.toml"
     assert card.training["data"] == "synthetic fields, the first week"
     assert card.training["config"]["schedule"]["epochs"] == 2
     held = card.heldout

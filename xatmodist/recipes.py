@@ -179,6 +179,7 @@ def run_recipe(
             return model  # a time-limited part of the run: run the command again to continue
         if Path(path).suffix == ".toml":
             model.card.training["recipe"] = f"recipes/{Path(path).name}"
+            model.card.training["command"] = f"xatmodist train --recipe recipes/{Path(path).name}"
         if "kind" in source:
             model.card.training["data_kind"] = source["kind"]
     if "heldout" in recipe and model.card.task == "encoder":
