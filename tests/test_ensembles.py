@@ -8,6 +8,7 @@ refused.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -92,6 +93,11 @@ def test_ensemble_training_records_its_settings(models):
     ens = card.training["ensemble"]
     assert ens["noise_maps"] == 2 and ens["samples_per_input"] == 2
     assert xatmodist.load_model(models["det"]).card.training["ensemble"] is None
+    assert "samples (2 noise maps + CRPS)" in card.summary
+    assert "samples" not in xatmodist.load_model(models["det"]).card.summary
+    card = copy.deepcopy(card)  # load_model caches: leave the loaded card alone
+    card.metrics["heldout"] = {"members": 8, "this_model": {"vo": {"crps": 0.1234}}}
+    assert card.headline == "held-out vo CRPS 0.123 (8 members)"
 
 
 def test_downscale_members_are_lazy_seeded_and_chunk_invariant(models):

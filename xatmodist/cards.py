@@ -288,9 +288,12 @@ class Card:
     def _rmse_headline(self, mine: dict) -> str:
         first = self.variables[0].name
         scores = mine.get(first, {})
+        where = f", {mine['holes']} holes" if "holes" in mine else ""
         if isinstance(scores, dict) and "rmse" in scores:
-            where = f", {mine['holes']} holes" if "holes" in mine else ""
             return f"held-out {first} RMSE {scores['rmse']:.3f}{where}"
+        if isinstance(scores, dict) and "crps" in scores:  # a sampling model's ensemble
+            members = self.heldout.get("members", "?")
+            return f"held-out {first} CRPS {scores['crps']:.3f} ({members} members{where})"
         return ""
 
     @property
@@ -302,6 +305,9 @@ class Card:
             what += f", {loss} loss"
         if self.training.get("adversarial"):
             what += " + adversarial"
+        noise = int(self.args.get("noise", 0) or 0)
+        if noise:
+            what += f", samples ({noise} noise maps + CRPS)"
         extra = [e.get("name") for e in self.training.get("extra_encoders") or []]
         if extra:
             what += f" (+ {', '.join(map(str, extra))})"
