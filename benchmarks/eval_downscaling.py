@@ -136,6 +136,7 @@ def ensemble_scores(members: xr.Dataset, truth: xr.Dataset, edges, band) -> dict
         mean = e.mean("member")
         var = float((e.var("member", ddof=1) * w).sum() / w.sum())
         rmse_mean = float(metrics.rmse(mean, t))
+        np.random.seed(0)  # xskillscore breaks ties between equal values at random
         ranks = xs.rank_histogram(t, e, dim=dims, member_dim="member")
         g_t = metrics.semivariogram(t, bins=edges, seed=0)
         spec, vario = [], []

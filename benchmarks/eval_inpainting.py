@@ -208,6 +208,7 @@ def hole_ensemble_scores(e: np.ndarray, t: np.ndarray, std: float) -> dict:
     mean = e.mean(axis=0)
     rmse_mean = float(np.sqrt(np.mean((mean - t) ** 2)))
     spread = float(np.sqrt(np.mean(e.var(axis=0, ddof=1))))
+    np.random.seed(0)  # xskillscore breaks ties between equal values at random
     ranks = xs.rank_histogram(tt, ee, dim="point", member_dim="member")
     return {
         "crps": float(xs.crps_ensemble(tt, ee, member_dim="member", dim="point")) / std,

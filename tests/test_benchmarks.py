@@ -91,7 +91,7 @@ def test_the_encoder_table_puts_speed_beside_held_out_quality():
         },
     }
     lines = encoder_table(r).splitlines()
-    assert lines[2].startswith("| enc-a (default) | 13.8 | 700.0 | 0.50 | 0.872 [")
+    assert lines[2].startswith("| enc-a (default) | 9.6 | 700.0 | 0.50 | 0.890 [")
     assert lines[3] == "| enc-b | 1.0 | 2100.0 | 1.50 | — | — | — |"
 
 
