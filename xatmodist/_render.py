@@ -195,7 +195,9 @@ def _heldout(card: Card) -> list[str]:
     rows = _encoder_metric_rows(held)
     if rows:
         lines += _table(rows, ("metric", "value"))
-    if isinstance(card, InpainterCard):
+    if "members" in held:  # a sampling model, evaluated as an ensemble
+        lines += _ensemble_tables(held)
+    elif isinstance(card, InpainterCard):
         lines += _inpainter_tables(card.name, held)
     elif card.task == "analog":
         lines += _analog_tables(held)
@@ -258,6 +260,44 @@ def _inpainter_tables(name: str, held: dict) -> list[str]:
         ]
         lines += [f"Holes of {hole} cells:", ""]
         lines += _table(rows, ("method", "variable", "RMSE / std in the hole", "spectral error"))
+    return lines
+
+
+#: the columns of an ensemble's table: (key in the card, header)
+_ENSEMBLE_COLUMNS = (
+    ("crps", "CRPS / std"),
+    ("spread_skill", "spread / skill"),
+    ("mean_rmse", "ensemble-mean RMSE / std"),
+    ("member_band_spectral_error", "member band spectral error"),
+    ("member_hf_spectral_error", "member spectral error"),
+    ("member_semivariogram_error", "member semivariogram error"),
+)
+
+
+def _ensemble_tables(held: dict) -> list[str]:
+    """A sampling model's probabilistic scores per variable (per hole size for inpainters)."""
+    mine = held.get("this_model") or {}
+    groups = mine if all(k not in ("vo", "d") and "x" in k for k in mine) else {"": mine}
+    lines = [f"An ensemble of {held['members']} members (seed {held.get('seed', 0)}).", ""]
+    det = held.get("deterministic_mae") or {}
+    for group, scores in groups.items():
+        variables = [v for v, m in scores.items() if isinstance(m, dict)]
+        if not variables:
+            continue
+        cols = [(k, h) for k, h in _ENSEMBLE_COLUMNS if k in scores[variables[0]]]
+        rows = [(f"`{v}`", *(scores[v][k] for k, _ in cols)) for v in variables]
+        if group:
+            lines += [f"Holes of {group} cells:", ""]
+        lines += _table(rows, ("variable", *(h for _, h in cols)))
+        maes = det.get(group, det) if group else det
+        mae_rows = [
+            (f"`{method}`", *(m.get(v, float("nan")) for v in variables))
+            for method, m in maes.items()
+            if isinstance(m, dict) and all(isinstance(m.get(v), float) for v in variables)
+        ]
+        if mae_rows:
+            lines += ["Mean absolute error / std of the deterministic fills or refinements:", ""]
+            lines += _table(mae_rows, ("method", *(f"`{v}`" for v in variables)))
     return lines
 
 
