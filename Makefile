@@ -28,7 +28,8 @@ test: $(BIN)/python
 # EPYC before Zen 4; AVX512_CORE where this CPU has it): docs/reliability.md
 INVARIANCE_TESTS := tests/test_api.py tests/test_faults.py tests/test_distributed.py \
 	tests/test_properties.py tests/test_real_data.py tests/test_inpaint.py \
-	tests/test_downscale.py tests/test_first_contact.py tests/test_analogs.py tests/test_devices.py
+	tests/test_downscale.py tests/test_first_contact.py tests/test_analogs.py tests/test_devices.py \
+	tests/test_ensembles.py
 test-isa: $(BIN)/python
 	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -q -p no:cacheprovider $(INVARIANCE_TESTS)
 	if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then \
