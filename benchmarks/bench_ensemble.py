@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 import xatmodist
-from xatmodist._apply import sampling
 
 from ._timing import interleaved
 
@@ -44,7 +43,7 @@ def run(members: int = 8, repeat: int = 3) -> dict:
     out: dict = {"members": members, "fields": 20, "models": {}}
     for task, fn in (("downscaler", xatmodist.downscale), ("inpainter", xatmodist.inpaint)):
         for name in xatmodist.model_names(task=task):
-            if not sampling(xatmodist.load_model(name)):
+            if not xatmodist.load_model(name).card.noise_maps:
                 continue
             x = inputs[task]
 

@@ -38,7 +38,6 @@ __all__ = [
     "relabel",
     "restore_seam",
     "check_members",
-    "sampling",
 ]
 
 
@@ -147,10 +146,11 @@ def apply(
     """Map ``kernel`` over all but the (variable, lat, lon) core dims, lazily for dask.
 
     ``members``: run a sampling model's ``kernel`` once per member
-    (:func:`~xatmodist._kernels.ensemble_kernel`), ``out_core_dims`` then
-    starting with ``member``; each field's noise follows from ``seed``, the
-    member and the field's position in the input, passed along as one more
-    array chunked like the input, so the result does not depend on chunking.
+    (:func:`~xatmodist._kernels.ensemble_kernel`); the result gets a leading
+    core dim ``member`` (coordinates 0 .. members - 1) before ``out_core_dims``.
+    Each field's noise follows from ``seed``, the member and the field's
+    position in the input, passed along as one more array chunked like the
+    input, so the result does not depend on chunking.
     """
     p0 = inputs[0]
     core = [v.CHANNEL, p0.lat, p0.lon]
@@ -177,14 +177,17 @@ def apply(
                 f"to be paired field by field; got {err}. Select matching fields or relabel "
                 "one input first, e.g. b.assign_coords(time=a.time)."
             ) from err
-    n_out = len(out_core_dims)
     in_core = [core] * len(arrays)
     if members is not None:
-        kwargs = {"kernel": kernel, "members": members, "seed": seed, **kwargs}
+        members = int(members)
+        kwargs = {"kernel": kernel, "members": members, "seed": int(seed), **kwargs}
         kernel = ensemble_kernel
         arrays = [*arrays, field_index(p0.da, core)]
         in_core = [*in_core, []]
-    return xr.apply_ufunc(
+        out_core_dims = [MEMBER, *out_core_dims]
+        output_sizes = {MEMBER: members, **output_sizes}
+    n_out = len(out_core_dims)
+    out = xr.apply_ufunc(
         kernel,
         *arrays,
         input_core_dims=in_core,
@@ -198,13 +201,16 @@ def apply(
         },
         keep_attrs=False,
     )
+    if members is not None:
+        out = out.assign_coords({MEMBER: np.arange(members)})
+    return out
 
 
 def check_members(m: Model, members, seed) -> None:
     """Refuse a bad ``members``/``seed``, or members of a model that does not sample.
 
     ``members``: None (the model's single, zero-noise output) or a positive
-    int; ``seed``: an int >= 0.  Only a sampling model (card ``args.noise >
+    int; ``seed``: an int >= 0.  Only a sampling model (``card.noise_maps >
     0``) takes ``members``; the error names the zoo's sampling models of its task.
     """
     from .errors import ModelError
@@ -218,9 +224,9 @@ def check_members(m: Model, members, seed) -> None:
         )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"seed must be an integer >= 0; got {seed!r}.")
-    if not sampling(m):
+    if not m.card.noise_maps:
         task = m.card.task
-        ens = [n for n, c in _zoo_cards(task) if c is not None and sampling(c)]
+        ens = [n for n, c in _zoo_cards(task) if c is not None and c.noise_maps]
         raise ModelError(
             f"Model {m.name!r} is deterministic: it has one answer per input, so members="
             f"{members} would repeat it. The zoo's {task}s that sample are {ens}; pass one as "
@@ -228,18 +234,15 @@ def check_members(m: Model, members, seed) -> None:
         )
 
 
-def sampling(m) -> bool:
-    """Whether the model (or card) ``m`` is a generator that samples (``args.noise > 0``)."""
-    card = getattr(m, "card", m)
-    return int(card.args.get("noise", 0) or 0) > 0
-
-
 #: output chunks larger than this many bytes trigger a warning
 LARGE_CHUNK_BYTES = 512 * 2**20
 
 
-def warn_large_chunks(out: xr.DataArray, why: str) -> None:
-    """Warn if a chunk of the lazy ``out`` exceeds :data:`LARGE_CHUNK_BYTES` (``why``: its size)."""
+def warn_large_chunks(out: xr.DataArray, why: str, fix: str) -> None:
+    """Warn if a chunk of the lazy ``out`` exceeds :data:`LARGE_CHUNK_BYTES`.
+
+    ``why`` says what makes the chunks large, ``fix`` what the caller's user can do.
+    """
     from .errors import warn
 
     if out.chunks is None:
@@ -247,8 +250,7 @@ def warn_large_chunks(out: xr.DataArray, why: str) -> None:
     biggest = max(np.prod([max(c) for c in out.chunks]) * out.dtype.itemsize, 0)
     if biggest > LARGE_CHUNK_BYTES:
         warn(
-            f"Output chunks are up to {biggest / 2**20:.0f} MiB ({why}); pass "
-            "output_chunks={'time': ...} or rechunk the input along time for smaller ones.",
+            f"Output chunks are up to {biggest / 2**20:.0f} MiB ({why}); {fix}.",
             UserWarning,
         )
 

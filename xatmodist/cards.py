@@ -285,6 +285,11 @@ class Card:
         """The main held-out number as a short phrase (``''`` if the card has none)."""
         return self._rmse_headline(self.heldout.get("this_model") or {})
 
+    @property
+    def noise_maps(self) -> int:
+        """Noise maps of a generator that samples (``args.noise``); 0 for every other model."""
+        return int(self.args.get("noise", 0) or 0)
+
     def _rmse_headline(self, mine: dict) -> str:
         first = self.variables[0].name
         scores = mine.get(first, {})
@@ -305,9 +310,8 @@ class Card:
             what += f", {loss} loss"
         if self.training.get("adversarial"):
             what += " + adversarial"
-        noise = int(self.args.get("noise", 0) or 0)
-        if noise:
-            what += f", samples ({noise} noise maps + CRPS)"
+        if self.noise_maps:
+            what += f", samples ({self.noise_maps} noise maps + CRPS)"
         extra = [e.get("name") for e in self.training.get("extra_encoders") or []]
         if extra:
             what += f" (+ {', '.join(map(str, extra))})"

@@ -9,7 +9,6 @@ import xarray as xr
 
 from . import _validate as v
 from ._apply import (
-    MEMBER,
     apply,
     check_members,
     prepare,
@@ -104,24 +103,16 @@ def downscale(
     p = prepare(a, m, variables, spatial_dims, channel_dim, task="downscaler")
     lat, lon = p.lat, p.lon
     nlat, nlon = p.da.sizes[lat], p.da.sizes[lon]
-    ens = {} if members is None else {MEMBER: int(members)}
     out = apply(
         downscale_kernel,
         [p],
-        out_core_dims=[*ens, v.CHANNEL, lat, lon],
-        output_sizes={
-            **ens,
-            v.CHANNEL: p.da.sizes[v.CHANNEL],
-            lat: nlat * factor,
-            lon: nlon * factor,
-        },
+        out_core_dims=[v.CHANNEL, lat, lon],
+        output_sizes={v.CHANNEL: p.da.sizes[v.CHANNEL], lat: nlat * factor, lon: nlon * factor},
         wrap=p.wrap,
-        members=None if members is None else int(members),
-        seed=int(seed),
+        members=members,
+        seed=seed,
     )
     coords = {v.CHANNEL: p.da[v.CHANNEL].values}
-    if members is not None:
-        coords[MEMBER] = np.arange(int(members))
     for d in (lat, lon):
         if d in p.da.coords:
             vals = refine_coord(p.da[d].values, factor)
@@ -135,6 +126,10 @@ def downscale(
         else:
             out = out.chunk({k: c for k, c in output_chunks.items() if k not in (lat, lon)})
     note = f", x {members} members" if members is not None else ""
-    warn_large_chunks(out, f"{factor * factor}x the input's{note}")
+    warn_large_chunks(
+        out,
+        f"{factor * factor}x the input's{note}",
+        "pass output_chunks={'time': ...} for smaller ones",
+    )
     extra = {} if members is None else {"members": members, "seed": seed}
     return relabel(out, a, p, variables, channel_dim, provenance(m, factor=factor, **extra))

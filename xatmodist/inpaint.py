@@ -10,7 +10,6 @@ import xarray as xr
 
 from . import _validate as v
 from ._apply import (
-    MEMBER,
     apply,
     check_members,
     prepare,
@@ -156,27 +155,22 @@ def inpaint(
         mk = _check_mask(mask, p)
         inputs.append(dataclasses.replace(p, da=mk))
     lat, lon = p.lat, p.lon
-    ens = {} if members is None else {MEMBER: int(members)}
     out = apply(
         inpaint_kernel,
         inputs,
-        out_core_dims=[*ens, v.CHANNEL, lat, lon],
-        output_sizes={
-            **ens,
-            v.CHANNEL: p.da.sizes[v.CHANNEL],
-            lat: p.da.sizes[lat],
-            lon: p.da.sizes[lon],
-        },
+        out_core_dims=[v.CHANNEL, lat, lon],
+        output_sizes={v.CHANNEL: p.da.sizes[v.CHANNEL], lat: p.da.sizes[lat], lon: p.da.sizes[lon]},
         dtype=p.da.dtype,
         wrap=p.wrap,
         keep_observed=keep_observed,
-        members=None if members is None else int(members),
-        seed=int(seed),
+        members=members,
+        seed=seed,
     )
     out = out.assign_coords({d: p.da[d] for d in (v.CHANNEL, lat, lon) if d in p.da.coords})
     if members is not None:
-        out = out.assign_coords({MEMBER: np.arange(int(members))})
-        warn_large_chunks(out, f"x {members} members")
+        warn_large_chunks(
+            out, f"x {members} members", "rechunk the input along time for smaller ones"
+        )
     out = restore_seam(out, p)
     extra = {} if members is None else {"members": members, "seed": seed}
     attrs = provenance(m, keep_observed=keep_observed, **extra)

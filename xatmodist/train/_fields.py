@@ -129,11 +129,19 @@ class FieldTask(Task):
         """More entries of an epoch's record."""
         return {}
 
-    def draw_noise(self, rng: np.random.Generator, like, shape: tuple):
-        """Standard normal noise of ``shape`` from the step's ``rng`` (resumes exactly)."""
+    def sampled(self, rng: np.random.Generator, x, *more):
+        """``x`` and ``more`` repeated ``samples_per_input`` times, and noise for the network.
+
+        The noise (standard normal, of the network's ``noise_shape`` for the repeated ``x``)
+        comes from the step's ``rng``, so a resumed run draws it again exactly.
+        """
         import torch
 
-        return torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)).to(like.device)
+        k = self.samples_per_input
+        xs = [t.repeat(k, 1, 1, 1) for t in (x, *more)]
+        shape = self.net.noise_shape(xs[0].shape[0], *xs[0].shape[2:])
+        noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)).to(x.device)
+        return (*xs, noise)
 
     def ensemble_loss(self, samples, truth):
         """``crps_weight`` x the fair CRPS of ``samples`` (K, B, C, H, W) on z-scored fields."""

@@ -104,20 +104,14 @@ class DownscalerTask(FieldTask):
         A sampling model refines every input ``ensemble_samples`` times with fresh
         noise; the content and GAN losses see all samples, the CRPS term compares them.
         """
-        coarse = coarsen(truth, self.args["factor"])
+        one, coarse, noise = truth, coarsen(truth, self.args["factor"]), None
         k = self.samples_per_input
         if k > 1:
-            coarse, truth_k = coarse.repeat(k, 1, 1, 1), truth.repeat(k, 1, 1, 1)
-            noise = self.draw_noise(
-                rng, coarse, self.net.noise_shape(*coarse.shape[:1], *coarse.shape[2:])
-            )
-            pred = self.net(coarse, noise)
-            loss = self.content(pred, truth_k, ((pred - truth_k) / self.std).pow(2).mean())
-            loss = loss + self.ensemble_loss(pred.view(k, *truth.shape), truth)
-            truth = truth_k
-        else:
-            pred = self.net(coarse)
-            loss = self.content(pred, truth, ((pred - truth) / self.std).pow(2).mean())
+            coarse, truth, noise = self.sampled(rng, coarse, truth)
+        pred = self.net(coarse, noise)
+        loss = self.content(pred, truth, ((pred - truth) / self.std).pow(2).mean())
+        if k > 1:
+            loss = loss + self.ensemble_loss(pred.view(k, *one.shape), one)
         if self.critic is not None:
             z = lambda x: (x - self.mean) / self.std  # noqa: E731
             loss = loss + self.gan_weight * self.critic.step(z(truth), z(pred))

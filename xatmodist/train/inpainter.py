@@ -124,16 +124,11 @@ class InpainterTask(FieldTask):
 
         mask = torch.from_numpy(random_masks(rng, len(truth), self.patch, self.holes, self.kinds))
         mask = mask.to(truth)  # its dtype and device
+        one, noise = truth, None
         k = self.samples_per_input
         if k > 1:  # a sampling model fills every hole k times with fresh noise
-            one = truth
-            truth, mask = truth.repeat(k, 1, 1, 1), mask.repeat(k, 1, 1, 1)
-            noise = self.draw_noise(
-                rng, truth, self.net.noise_shape(*truth.shape[:1], *truth.shape[2:])
-            )
-            filled = self.net.fill(truth, mask, noise)
-        else:
-            filled = self.net.fill(truth, mask)
+            truth, mask, noise = self.sampled(rng, truth, mask)
+        filled = self.net.fill(truth, mask, noise)
         n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
         mse = (((filled - truth) / self.std).pow(2) * mask).sum() / n_hole
         loss = self.content(filled, truth, mse, mask)
