@@ -87,11 +87,83 @@ def test_fair_crps_of_a_perfect_and_a_collapsed_ensemble():
     assert float(collapsed) == pytest.approx(np.sqrt(2 / np.pi), abs=0.03)
 
 
+def _content_task(k: int, mode: str):
+    """What FieldTask.content_loss reads: a nonlinear symmetric content loss D and its MSE."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        content=lambda p, t, mse: mse + (p - t).abs().mean(),
+        mse=lambda p, t: (p - t).pow(2).mean(),
+        samples_per_input=k,
+        s=SimpleNamespace(ensemble=SimpleNamespace(ensemble_content=mode)),
+    )
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_energy_content_has_the_value_and_gradient_of_the_energy_score(k):
+    """``ensemble_content="energy"``: mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2, the
+    gradient flowing through both samples of every pair; ``"each"``: mean_i D(x_i, y)."""
+    from xatmodist.train._fields import FieldTask
+
+    g = torch.Generator().manual_seed(k)
+    b = 4
+    truth = torch.randn(b, 2, 6, 6, generator=g)
+    x = torch.randn(k * b, 2, 6, 6, generator=g, requires_grad=True)
+    got = FieldTask.content_loss(_content_task(k, "energy"), x, truth.repeat(k, 1, 1, 1))
+    (grad,) = torch.autograd.grad(got, x)
+
+    def d(p, t):
+        return (p - t).pow(2).mean() + (p - t).abs().mean()
+
+    xs = x.view(k, b, 2, 6, 6)
+    skill = sum(d(xs[i], truth) for i in range(k)) / k
+    pairs = [(i, j) for i in range(k) for j in range(k) if i != j]
+    spread = sum(d(xs[i], xs[j]) for i, j in pairs) / len(pairs)
+    want = skill - 0.5 * spread
+    (want_grad,) = torch.autograd.grad(want, x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(grad, want_grad)
+    each = FieldTask.content_loss(_content_task(k, "each"), x, truth.repeat(k, 1, 1, 1))
+    torch.testing.assert_close(each, skill)
+    # the l2 share alone: the squared error of the ensemble mean (the spread costs nothing),
+    # up to the fair estimate's finite-ensemble term
+    l2 = _content_task(k, "energy")
+    l2.content = lambda p, t, mse: mse
+    var = xs.var(dim=0, unbiased=True).mean()
+    mean_err = (xs.mean(0) - truth).pow(2).mean()
+    torch.testing.assert_close(
+        FieldTask.content_loss(l2, x, truth.repeat(k, 1, 1, 1)), mean_err - var / k
+    )
+
+
+def test_noise_paths_learn_at_their_own_rate():
+    from types import SimpleNamespace
+
+    from xatmodist.train._fields import FieldTask
+
+    s = SimpleNamespace(
+        schedule=SimpleNamespace(lr=1e-3), ensemble=SimpleNamespace(noise_lr_scale=10.0)
+    )
+    for net in (Downscaler(2, 4, 8, 1, noise=2), Inpainter(2, 8, 2, 1, noise=2)):
+        opt, _ = FieldTask.optimizer(SimpleNamespace(net=net, s=s), 10)
+        main, noise = opt.param_groups
+        assert main["lr"] == pytest.approx(1e-3) and noise["lr"] == pytest.approx(1e-2)
+        assert {id(p) for p in noise["params"]} == {id(p) for p in net.noise_in.parameters()}
+        assert len(main["params"]) + len(noise["params"]) == len(list(net.parameters()))
+    (only,) = FieldTask.optimizer(SimpleNamespace(net=Downscaler(2, 4, 8, 1), s=s), 10)[
+        0
+    ].param_groups
+    assert only["lr"] == pytest.approx(1e-3)
+
+
 def test_ensemble_training_records_its_settings(models):
     card = xatmodist.load_model(models["ens"]).card
     assert card.args["noise"] == 2
     ens = card.training["ensemble"]
     assert ens["noise_maps"] == 2 and ens["samples_per_input"] == 2
+    assert ens["content"].startswith("energy score") and ens["noise_lr"] == pytest.approx(
+        card.training["config"]["schedule"]["lr"] * 10
+    )
     assert xatmodist.load_model(models["det"]).card.training["ensemble"] is None
     assert "samples (2 noise maps + CRPS)" in card.summary
     assert "samples" not in xatmodist.load_model(models["det"]).card.summary

@@ -91,8 +91,13 @@ class FieldTask(Task):
         """Adam on the trainable parameters, cosine decay over ``total_steps``."""
         import torch
 
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=self.s.schedule.lr)
+        lr = self.s.schedule.lr
+        named = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for n, p in named if not n.startswith("noise_in.")], "lr": lr}]
+        noise = [p for n, p in named if n.startswith("noise_in.")]
+        if noise:  # the noise paths learn faster (see Ensemble.noise_lr_scale)
+            groups.append({"params": noise, "lr": lr * float(self.s.ensemble.noise_lr_scale)})
+        opt = torch.optim.Adam(groups, lr=lr)
         return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
 
     def batches(self, epoch: int, rng: np.random.Generator):
@@ -143,6 +148,32 @@ class FieldTask(Task):
         noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)).to(x.device)
         return (*xs, noise)
 
+    def content_loss(self, pred, truth, *extra):
+        """The content loss of ``pred`` against ``truth`` (``extra``: the inpainter's mask).
+
+        For a sampling model ``pred`` stacks ``samples_per_input`` samples of every input
+        (as :meth:`sampled` repeats them) and, with ``ensemble_content="energy"``, the loss
+        is the energy score ``mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2``.
+        """
+        loss = self.content(pred, truth, self.mse(pred, truth, *extra), *extra)
+        k = self.samples_per_input
+        if k == 1 or self.s.ensemble.ensemble_content == "each":
+            return loss
+        n = len(pred) // k
+        # every ordered pair (i, j) of samples of one input: the stack rolled by s inputs' worth
+        spread = 0.0
+        for s in range(1, k):
+            other = pred.roll(s * n, dims=0).detach()
+            spread = spread + self.content(pred, other, self.mse(pred, other, *extra), *extra)
+        spread = spread / (k - 1)
+        # D(x_i, x_j) with x_j held fixed carries half the gradient of the symmetric D over the
+        # ordered pairs; the second term doubles the gradient and adds nothing to the value
+        return loss - 0.5 * spread - 0.5 * (spread - spread.detach())
+
+    def mse(self, pred, truth, *extra):
+        """Mean squared z-scored error of ``pred`` (over the inpainter's hole: ``extra``)."""
+        raise NotImplementedError
+
     def ensemble_loss(self, samples, truth):
         """``crps_weight`` x the fair CRPS of ``samples`` (K, B, C, H, W) on z-scored fields."""
         z = samples / self.std
@@ -163,6 +194,13 @@ class FieldTask(Task):
             "noise_maps": self.noise,
             "samples_per_input": self.samples_per_input,
             "crps_weight": float(e.crps_weight),
+            "content": (
+                "energy score of the content loss D: mean_i D(x_i, y) - "
+                "mean_(i != j) D(x_i, x_j) / 2"
+                if e.ensemble_content == "energy"
+                else "mean_i D(x_i, y): every sample on its own"
+            ),
+            "noise_lr": float(self.s.schedule.lr) * float(e.noise_lr_scale),
             "crps": "fair CRPS of the samples on z-scored fields: mean_i |x_i - y| - "
             "mean_(i != j) |x_i - x_j| / 2 per point, averaged",
         }

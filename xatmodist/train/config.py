@@ -353,6 +353,20 @@ class Ensemble:
     ensemble): lowest for samples as spread as the truth's uncertainty, so it keeps the ensemble
     from collapsing onto its mean (which the content loss alone rewards) or spreading too far.
     """
+    ensemble_content: str = opt("energy", {"choices": ["energy", "each"]})
+    """How the content loss (and its l2 share) judges the samples.  ``"energy"``: as an energy
+    score, ``mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2`` with ``D`` the content loss, so
+    it rewards samples near the truth *and* apart from each other (for the l2 share this is the
+    squared error of the ensemble mean: the samples' variance costs nothing).  ``"each"``:
+    ``mean_i D(x_i, y)``, every sample on its own, which rewards samples that all equal the
+    conditional mean; the CRPS term alone then has to hold the spread up (models trained so were
+    3-10x too narrow: spread/skill 0.1-0.4).
+    """
+    noise_lr_scale: float = opt(10.0, low=0.0)
+    """The noise paths learn at ``lr`` times this.  They start at zero, and their gradients,
+    products with fresh noise, change sign from step to step: at the base rate Adam moves them
+    as a random walk and a short fine-tune leaves the ensemble narrow.
+    """
 
 
 @dataclass(kw_only=True)

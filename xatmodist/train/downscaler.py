@@ -94,6 +94,10 @@ class DownscalerTask(FieldTask):
         if self.critic is not None:
             self.critic.net.to(device)
 
+    def mse(self, pred, truth):
+        """Mean squared z-scored error."""
+        return ((pred - truth) / self.std).pow(2).mean()
+
     def distance(self, enc):
         """The encoder's feature distance of two patches."""
         return _feature_distance(enc)
@@ -102,14 +106,15 @@ class DownscalerTask(FieldTask):
         """Content loss of the refined coarsened batch (+ the generator's GAN loss).
 
         A sampling model refines every input ``ensemble_samples`` times with fresh
-        noise; the content and GAN losses see all samples, the CRPS term compares them.
+        noise; the content loss judges them as an ensemble (``ensemble_content``), the GAN
+        loss sees every sample, the CRPS term compares them.
         """
         one, coarse, noise = truth, coarsen(truth, self.args["factor"]), None
         k = self.samples_per_input
         if k > 1:
             coarse, truth, noise = self.sampled(rng, coarse, truth)
         pred = self.net(coarse, noise)
-        loss = self.content(pred, truth, ((pred - truth) / self.std).pow(2).mean())
+        loss = self.content_loss(pred, truth)
         if k > 1:
             loss = loss + self.ensemble_loss(pred.view(k, *one.shape), one)
         if self.critic is not None:

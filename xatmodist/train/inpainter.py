@@ -114,6 +114,11 @@ class InpainterTask(FieldTask):
         """The encoder's feature distance near the hole."""
         return _near_hole_distance(enc)
 
+    def mse(self, pred, truth, mask):
+        """Mean squared z-scored error over the holes."""
+        n_hole = mask.sum().clamp(min=1.0) * pred.shape[1]
+        return (((pred - truth) / self.std).pow(2) * mask).sum() / n_hole
+
     def resolved(self) -> dict:
         """The hole sizes as integers."""
         return {"hole": list(self.holes), "hole_kinds": list(self.kinds)}
@@ -129,9 +134,7 @@ class InpainterTask(FieldTask):
         if k > 1:  # a sampling model fills every hole k times with fresh noise
             truth, mask, noise = self.sampled(rng, truth, mask)
         filled = self.net.fill(truth, mask, noise)
-        n_hole = mask.sum().clamp(min=1.0) * filled.shape[1]
-        mse = (((filled - truth) / self.std).pow(2) * mask).sum() / n_hole
-        loss = self.content(filled, truth, mse, mask)
+        loss = self.content_loss(filled, truth, mask)
         if k > 1:  # outside the holes every sample is the truth: CRPS 0 there
             frac = float(mask.numel()) / float(mask.sum().clamp(min=1.0))
             loss = loss + frac * self.ensemble_loss(filled.view(k, *one.shape), one)
