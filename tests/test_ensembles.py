@@ -156,6 +156,29 @@ def test_noise_paths_learn_at_their_own_rate():
     assert only["lr"] == pytest.approx(1e-3)
 
 
+def test_a_sampling_inpainter_trains_with_a_gan_term_and_resumes_exactly(models, tmp_path):
+    """The inpainter has the downscaler's optional discriminator: recorded on the card, in
+    the epoch records, restored on resume."""
+    kw = {**FIELD, "epochs": 2, "loss": "l2", "width": 8, "levels": 2, "blocks": 1}
+    kw.update(noise=2, hole=(4, 8), seed=0, adversarial=True, adversarial_weight=0.5)
+    ds = models["data"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = fit_inpainter(ds, out=tmp_path / "a", **kw)
+        adv = full.card.training["adversarial"]
+        assert adv["weight"] == 0.5 and adv["discriminator"]["architecture"] == "PatchDiscriminator"
+        assert all(0 < h["disc_fake"] < 1 for h in full.card.training["history"])
+        assert not any("disc" in k for k in full.module.state_dict())
+        plain = fit_inpainter(ds, **{**kw, "adversarial": False})
+        assert plain.card.training["adversarial"] is None
+        got = full.module.state_dict()
+        assert not torch.equal(plain.module.state_dict()["head.weight"], got["head.weight"])
+        fit_inpainter(ds, out=tmp_path / "b", stop_after=1, **kw)
+        resumed = fit_inpainter(ds, out=tmp_path / "b", resume=True, **kw)
+    for k, t in got.items():
+        assert torch.equal(t, resumed.module.state_dict()[k]), k
+
+
 def test_ensemble_training_records_its_settings(models):
     card = xatmodist.load_model(models["ens"]).card
     assert card.args["noise"] == 2

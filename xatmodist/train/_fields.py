@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..zoo import Model
 from ._common import card_frame, freeze, init_zscore, model_id, resolved_config, start_model
 from ._content import Content
+from ._critic import Critic
 from ._loop import Task
 from ._pairs import make_blocks, patch_index, take_patches
 from ._source import FieldSource
@@ -64,6 +65,10 @@ class FieldTask(Task):
             assert all(k.startswith("noise_in.") for k in missing.missing_keys), missing
         self.samples_per_input = int(s.ensemble.ensemble_samples) if self.noise else 1
         self.std = self.net.std.view(1, -1, 1, 1)
+        self.mean = self.net.mean.view(1, -1, 1, 1)
+        adv = s.adversarial
+        self.gan_weight = float(adv.adversarial_weight)
+        self.critic = Critic(src.n_channels, sch.lr) if adv.adversarial else None
         self.blocks, _ = make_blocks(
             n_series=src.n_series,
             n_time=src.n_time,
@@ -120,19 +125,36 @@ class FieldTask(Task):
             yield data[(s * self.batch_size) % len(data) :][: self.batch_size], step_rng
 
     def to(self, device) -> None:
-        """Move the network, the content loss's encoders and the critic to ``device``."""
+        """Move the network, the content loss's encoders and the discriminator to ``device``."""
         self.net.to(device)
         self.std = self.net.std.view(1, -1, 1, 1)
+        self.mean = self.net.mean.view(1, -1, 1, 1)
         self.content.to(device)
+        if self.critic is not None:
+            self.critic.net.to(device)
 
     def loss(self, batch):
         """The subclass's loss of one batch of patches."""
         truth, rng = batch
         return self.batch_loss(truth, rng), len(truth), {}
 
+    def gan_loss(self, truth, pred):
+        """The weighted generator GAN loss after one discriminator step, on z-scored fields.
+
+        0 for a model trained without a discriminator (``adversarial=False``).
+        """
+        if self.critic is None:
+            return 0.0
+        z = lambda x: (x - self.mean) / self.std  # noqa: E731
+        return self.gan_weight * self.critic.step(z(truth), z(pred))
+
+    def extra_state(self) -> dict | None:
+        """The discriminator and its optimizer, if any."""
+        return self.critic.state() if self.critic is not None else None
+
     def epoch_stats(self) -> dict:
-        """More entries of an epoch's record."""
-        return {}
+        """The discriminator's epoch statistics, if any."""
+        return self.critic.epoch_stats() if self.critic is not None else {}
 
     def sampled(self, rng: np.random.Generator, x, *more):
         """``x`` and ``more`` repeated ``samples_per_input`` times, and noise for the network.
@@ -220,6 +242,7 @@ class FieldTask(Task):
             **self.content.card(),
             "init": model_id(self.start),
             "ensemble": self.ensemble_card(),
+            "adversarial": self.critic.card(self.gan_weight) if self.critic is not None else None,
             "samples_per_epoch": self.samples,
             "train_seconds": round(seconds, 1),
             "history": history,

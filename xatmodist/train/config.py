@@ -600,6 +600,7 @@ TRAINERS = {
         ("data", FieldData),
         ("schedule", _InpainterSchedule),
         ("architecture", InpainterArchitecture),
+        ("adversarial", Adversarial),
         ("ensemble", Ensemble),
     ),
 }

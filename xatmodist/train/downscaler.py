@@ -72,7 +72,6 @@ class DownscalerTask(FieldTask):
             )
         if p > src.nlat:
             raise InputError(f"patch_size={p} exceeds the {src.nlat} latitudes of the grid.")
-        self.gan_weight = float(s.adversarial.adversarial_weight)
         self.network = Downscaler
         args = {"in_channels": src.n_channels, "factor": f, "width": a.width}
         super().__init__(
@@ -84,15 +83,6 @@ class DownscalerTask(FieldTask):
             )
             base = F.interpolate(coarsen(truth, f), scale_factor=f, mode="bicubic")
             self.content.balance(truth, base)
-        self.mean = self.net.mean.view(1, -1, 1, 1)
-        self.critic = _Critic(src.n_channels, s.schedule.lr) if s.adversarial.adversarial else None
-
-    def to(self, device) -> None:
-        """Move everything the loss uses to ``device``."""
-        super().to(device)
-        self.mean = self.net.mean.view(1, -1, 1, 1)
-        if self.critic is not None:
-            self.critic.net.to(device)
 
     def mse(self, pred, truth):
         """Mean squared z-scored error."""
@@ -117,92 +107,12 @@ class DownscalerTask(FieldTask):
         loss = self.content_loss(pred, truth)
         if k > 1:
             loss = loss + self.ensemble_loss(pred.view(k, *one.shape), one)
-        if self.critic is not None:
-            z = lambda x: (x - self.mean) / self.std  # noqa: E731
-            loss = loss + self.gan_weight * self.critic.step(z(truth), z(pred))
-        return loss
-
-    def extra_state(self) -> dict | None:
-        """The discriminator and its optimizer, if any."""
-        return self.critic.state() if self.critic is not None else None
-
-    def epoch_stats(self) -> dict:
-        """The discriminator's epoch statistics, if any."""
-        return self.critic.epoch_stats() if self.critic is not None else {}
+        return loss + self.gan_loss(truth, pred)
 
     def card_entries(self) -> dict:
         """The factor and the training record's downscaler entries."""
         f = self.args["factor"]
-        gan = self.critic.card(self.gan_weight) if self.critic is not None else None
-        return {
-            "factor": f,
-            "training": {"coarsening": f"block mean over {f}x{f} cells", "adversarial": gan},
-        }
-
-
-class _Critic:
-    """The discriminator of ``adversarial=True``, its optimizer and running statistics."""
-
-    WIDTH, DEPTH = 32, 3
-
-    def __init__(self, channels: int, lr: float) -> None:
-        import torch
-
-        from ..nn import PatchDiscriminator
-
-        self.net = PatchDiscriminator(channels, width=self.WIDTH, depth=self.DEPTH)
-        self.lr = lr
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, betas=(0.5, 0.999))
-        self._sums = [0.0, 0.0, 0.0, 0]
-
-    def step(self, real, fake):
-        """Update the discriminator on (real, fake.detach()); return the generator's loss."""
-        import torch
-        import torch.nn.functional as F
-
-        bce = F.binary_cross_entropy_with_logits
-        lr, lf = self.net(real), self.net(fake.detach())
-        d_loss = bce(lr, torch.ones_like(lr)) + bce(lf, torch.zeros_like(lf))
-        self.opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt.step()
-        s = self._sums
-        s[0] += float(d_loss.detach())
-        s[1] += float(torch.sigmoid(lr.detach()).mean())
-        s[2] += float(torch.sigmoid(lf.detach()).mean())
-        s[3] += 1
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-        try:
-            lg = self.net(fake)
-            return bce(lg, torch.ones_like(lg))
-        finally:
-            for p in self.net.parameters():
-                p.requires_grad_(True)
-
-    def epoch_stats(self) -> dict:
-        """Mean discriminator loss and D(real), D(fake) over the epoch; resets them."""
-        d, r, f, n = self._sums
-        self._sums = [0.0, 0.0, 0.0, 0]
-        n = max(n, 1)
-        return {"disc_loss": d / n, "disc_real": r / n, "disc_fake": f / n}
-
-    def state(self) -> dict:
-        """Objects to checkpoint."""
-        return {"discriminator": self.net, "discriminator_optimizer": self.opt}
-
-    def card(self, weight: float) -> dict:
-        """The card's ``training.adversarial``."""
-        return {
-            "weight": weight,
-            "discriminator": {
-                "architecture": "PatchDiscriminator",
-                "width": self.WIDTH,
-                "depth": self.DEPTH,
-            },
-            "optimizer": f"Adam lr={self.lr:g}, betas=(0.5, 0.999)",
-            "loss": "non-saturating GAN (binary cross-entropy on logits)",
-        }
+        return {"factor": f, "training": {"coarsening": f"block mean over {f}x{f} cells"}}
 
 
 def _feature_distance(enc: Model):

@@ -42,7 +42,8 @@ def fit_inpainter(ds, **settings) -> Model:
     ``"atmodist"`` minimises the frozen encoder's feature distance between
     the filled and the true patch over the feature cells that see the hole
     (``alpha * mean((f(filled) - f(truth))**2)``), plus ``l2_weight`` times
-    that MSE, as the paper's mixed loss.  ``balance_variables`` measures its
+    that MSE, as the paper's mixed loss; ``adversarial=True`` adds a GAN term
+    on the filled patches, as the downscaler's.  ``balance_variables`` measures its
     weights by filling the holes of 32 training patches with each variable's
     patch mean.  The model's card records ``max_hole_radius = hole[1] / 2``:
     :func:`xatmodist.inpaint` refuses holes reaching further from observed
@@ -124,7 +125,7 @@ class InpainterTask(FieldTask):
         return {"hole": list(self.holes), "hole_kinds": list(self.kinds)}
 
     def batch_loss(self, truth, rng):
-        """Content loss of the filled batch on its holes."""
+        """Content loss of the filled batch on its holes (+ the generator's GAN loss)."""
         import torch
 
         mask = torch.from_numpy(random_masks(rng, len(truth), self.patch, self.holes, self.kinds))
@@ -138,7 +139,7 @@ class InpainterTask(FieldTask):
         if k > 1:  # outside the holes every sample is the truth: CRPS 0 there
             frac = float(mask.numel()) / float(mask.sum().clamp(min=1.0))
             loss = loss + frac * self.ensemble_loss(filled.view(k, *one.shape), one)
-        return loss
+        return loss + self.gan_loss(truth, filled)
 
     def card_entries(self) -> dict:
         """The input size, hole radius and the training record's holes."""
