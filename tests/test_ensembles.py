@@ -222,6 +222,31 @@ def test_downscale_members_are_lazy_seeded_and_chunk_invariant(models):
     assert "member" not in ds.atmodist.downscale(model=models["ens"]).dims
 
 
+def test_downscaler_members_share_the_trunk_and_equal_their_own_passes(models):
+    """``Downscaler.sample`` runs the noise-free trunk once; every sample is bitwise its own
+    ``forward`` pass, and the accessor's members are those passes (the kernel refines all
+    members of a field together)."""
+    from xatmodist._kernels import FIELDS_PER_PASS, Noise, downscale_kernel
+    from xatmodist.zoo import load_model
+
+    net = load_model(models["ens"]).module
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(FIELDS_PER_PASS, 2, 12, 20, generator=g)
+    noises = [torch.randn(net.noise_shape(len(x), 12, 20), generator=g) for _ in range(3)]
+    with torch.inference_mode():
+        together = net.sample(x, noises)
+        for m, n in enumerate(noises):
+            assert torch.equal(together[:, m], net(x, n))
+    ds = models["data"].isel(time=slice(0, 3)).coarsen(lat=4, lon=4).mean()
+    a = np.stack([ds.vo.values, ds.d.values], axis=1)
+    kw = {"model": str(models["ens"]), "tiling": None, "wrap": True}
+    idx = np.arange(3) + 7
+    both = downscale_kernel(a, noise=[Noise(4, m, idx) for m in range(2)], **kw)
+    assert both.shape == (3, 2, 2, 32, 64)
+    for m in range(2):
+        np.testing.assert_array_equal(both[:, m], downscale_kernel(a, noise=Noise(4, m, idx), **kw))
+
+
 def test_inpaint_members_keep_observed_values_bit_for_bit(models):
     ds = models["data"].isel(time=slice(0, 4)).copy(deep=True)
     hole = (slice(10, 16), slice(20, 27))

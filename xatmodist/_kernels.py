@@ -24,7 +24,7 @@ benchmarks; a change to them changes the benchmarks in the same commit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -498,28 +498,39 @@ def downscale_kernel(
     threads: int | None = None,
     device: str = "cpu",
     precision: str = "float32",
-    noise: Noise | None = None,
+    noise: Noise | Sequence[Noise] | None = None,
 ) -> np.ndarray:
     """Refined fields (..., C, H*f, W*f); whole fields with a halo (wrapped on global grids).
 
-    ``noise``: one member of a sampling model's ensemble (:class:`Noise`).
+    ``noise``: one member of a sampling model's ensemble (:class:`Noise`), or a
+    list of members, refined together as (..., M, C, H*f, W*f): the network's
+    trunk, which does not see the noise, then runs once per field for all of
+    them (:meth:`xatmodist.nn.Downscaler.sample`; each member is exactly its
+    own pass).  A pass's noise maps are drawn as it runs.
     """
     net = _module(model, device)
     f = net.factor
+    one = isinstance(noise, Noise)
+    noises = [noise] if one else list(noise or [])
     lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
+    size = lead + ((len(noises),) if noises and not one else ()) + (c, h * f, w * f)
     flat, bad, _ = _zero_nonfinite(a.reshape((-1, c, h, w)).astype(np.float32, copy=False))
     if flat.shape[0] == 0:
-        return np.zeros(lead + (c, h * f, w * f), dtype=np.float32)
+        return np.zeros(size, dtype=np.float32)
     hy, hx = min(halo, h - 1), min(halo, w - 1)
     padded = np.ascontiguousarray(pad_fields(flat, hy, hx, 1, wrap, mirror="reflect"))
-    inputs = [padded]
-    if noise is not None:
-        hp, wp = padded.shape[-2:]
-        inputs.append(noise.maps(net.noise_shape(1, hp, wp)[1:], np.arange(len(flat))))
-    out = _run(net, inputs, FIELDS_PER_PASS, threads, device, precision)
-    out = out[:, :, hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
+    shape = net.noise_shape(1, *padded.shape[-2:])[1:]
+
+    def batches():
+        for s in _slices(len(flat), FIELDS_PER_PASS):
+            rows = np.arange(len(flat))[s]
+            yield [padded[s], *(nz.maps(shape, rows) for nz in noises)]
+
+    fn = (lambda x, *n: net.sample(x, n)) if noises else net
+    out = _run_batches(fn, batches(), threads, FIELDS_PER_PASS, device, precision)
+    out = out[..., hy * f : hy * f + h * f, hx * f : hx * f + w * f].astype(np.float32)
     out[bad] = np.nan
-    return out.reshape(lead + (c, h * f, w * f))
+    return out.reshape(size)
 
 
 @dataclass(frozen=True)
@@ -546,6 +557,11 @@ class Noise:
         return out
 
 
+#: kernels that refine every member in one call (``noise=`` a list of :class:`Noise`,
+#: output (..., M, C, H, W)): a downscaler's trunk does not see the noise and runs once
+MEMBERS_AT_ONCE = frozenset({downscale_kernel})
+
+
 def ensemble_kernel(
     *arrays: np.ndarray, kernel: Callable, members: int, seed: int, **kwargs
 ) -> np.ndarray:
@@ -556,6 +572,9 @@ def ensemble_kernel(
     """
     *inputs, index = arrays
     index = np.broadcast_to(index, inputs[0].shape[:-3])
+    if kernel in MEMBERS_AT_ONCE:
+        noises = [Noise(seed, m, index) for m in range(members)]
+        return kernel(*inputs, noise=noises, **kwargs)
     return np.stack(
         [kernel(*inputs, noise=Noise(seed, m, index), **kwargs) for m in range(members)],
         axis=-4,

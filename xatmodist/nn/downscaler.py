@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -110,11 +111,30 @@ class Downscaler(nn.Module):
         ``noise`` (:meth:`noise_shape`, standard normal) drives a sampling
         model; None gives the zero-noise output (a deterministic model's only one).
         """
+        return self.refine(x, *self.trunk(x), noise)
+
+    def sample(self, x: torch.Tensor, noises: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One refinement of ``x`` per noise in ``noises``, stacked as (B, M, C, H, W).
+
+        The trunk does not see the noise, so it runs once for all samples;
+        sample ``m`` equals ``forward(x, noises[m])`` exactly.
+        """
+        t = self.trunk(x)
+        return torch.stack([self.refine(x, *t, n) for n in noises], dim=1)
+
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The noise-free part of a pass: the bicubic base and the coarse features."""
         m, s = self.mean.view(1, -1, 1, 1), self.std.view(1, -1, 1, 1)
         z = (x - m) / s
         base = F.interpolate(z, scale_factor=self.factor, mode="bicubic", align_corners=False)
         h = self.head(z)
-        h = self.body(h) + h
+        return base, self.body(h) + h
+
+    def refine(
+        self, x: torch.Tensor, base: torch.Tensor, h: torch.Tensor, noise: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The up-sampling steps on the trunk's ``(base, h)`` of ``x``, with ``noise``."""
+        m, s = self.mean.view(1, -1, 1, 1), self.std.view(1, -1, 1, 1)
         if self.noise == 0 or noise is None:
             return (base + self.tail(self.up(h))) * s + m
         if tuple(noise.shape) != self.noise_shape(*x.shape[:1], *x.shape[2:]):
