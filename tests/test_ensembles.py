@@ -295,7 +295,56 @@ def test_large_ensemble_chunks_warn(models):
 
 def test_sampling_init_must_match_noise(models):
     ds = models["data"]
-    with pytest.raises(xatmodist.InputError, match="samples with noise=2 maps; these .* noise=3"):
+    with pytest.raises(xatmodist.InputError, match="samples with noise=2 maps .*give noise=3"):
         fit_downscaler(
             ds, content_loss="l2", width=8, blocks=1, noise=3, init=models["ens"], **FIELD
         )
+    with pytest.raises(xatmodist.InputError, match=r"\(noise_steps=None\); .* \(noise_steps=1\)"):
+        fit_downscaler(
+            ds,
+            content_loss="l2",
+            width=8,
+            blocks=1,
+            noise=2,
+            noise_steps=1,
+            init=models["ens"],
+            **FIELD,
+        )
+
+
+@pytest.mark.parametrize(
+    ("noise", "steps", "match"),
+    [
+        (0, 1, "noise_steps=1 needs a sampling model"),
+        (2, 3, "a value from 1 to 2"),
+        (2, 0, "noise_steps must be a positive integer; got 0"),
+    ],
+)
+def test_noise_steps_needs_noise_and_a_step_of_the_factor(models, noise, steps, match):
+    with pytest.raises(xatmodist.InputError, match=match):
+        fit_downscaler(
+            models["data"],
+            content_loss="l2",
+            width=8,
+            blocks=1,
+            noise=noise,
+            noise_steps=steps,
+            **FIELD,
+        )
+
+
+def test_noise_steps_draws_noise_on_the_last_noised_grid():
+    """noise_steps=1 of a x4 model: noise on the 2x grid, one path; the output still
+    depends on it, and it loads and runs through the accessor's kernel like any model."""
+    net = Downscaler(2, 4, 8, 1, noise=3, noise_steps=1)
+    assert net.noise_shape(2, 8, 16) == (2, 3, 16, 32) and len(net.noise_in) == 1
+    for conv in net.noise_in:
+        torch.nn.init.normal_(conv.weight)
+    for p in net.tail.parameters():
+        torch.nn.init.normal_(p)
+    x = torch.randn(2, 2, 8, 16)
+    with torch.no_grad():
+        a, b = net(x, torch.randn(2, 3, 16, 32)), net(x, torch.randn(2, 3, 16, 32))
+    assert a.shape == (2, 2, 32, 64) and not torch.equal(a, b)
+    with pytest.raises(ValueError, match="noise_steps must be None or 1..2"):
+        Downscaler(2, 4, 8, 1, noise=3, noise_steps=3)

@@ -53,6 +53,12 @@ class Downscaler(nn.Module):
         convolution initialised to zero: a deterministic model's weights load
         unchanged and give its deterministic output until training teaches
         the noise paths.
+    noise_steps : int, optional
+        Noise enters after the first ``noise_steps`` 2x steps only (None:
+        after every step), and is drawn at the last of their resolutions.
+        Noise at the output resolution, through two 3x3 convolutions, can only
+        add grid-scale texture; stopping a step earlier leaves the last step's
+        convolutions to shape it.
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class Downscaler(nn.Module):
         blocks: int = 6,
         upsample: str = "shuffle",
         noise: int = 0,
+        noise_steps: int | None = None,
     ):
         super().__init__()
         if upsample not in ("shuffle", "resize"):
@@ -90,10 +97,13 @@ class Downscaler(nn.Module):
                 ]
         self.up = nn.Sequential(*up)
         self.steps = steps
-        # one noise path per 2x step, after it (zero-initialised: no effect until trained)
+        if noise_steps is not None and not 1 <= int(noise_steps) <= steps:
+            raise ValueError(f"noise_steps must be None or 1..{steps}, got {noise_steps}")
+        self.noise_steps = steps if noise_steps is None else int(noise_steps)
+        # one noise path per noised 2x step, after it (zero-initialised: no effect until trained)
         self.noise_in = nn.ModuleList(
             nn.Conv2d(self.noise, width, 3, padding=1, bias=False)
-            for _ in range(steps if self.noise else 0)
+            for _ in range(self.noise_steps if self.noise else 0)
         )
         for conv in self.noise_in:
             nn.init.zeros_(conv.weight)
@@ -103,7 +113,8 @@ class Downscaler(nn.Module):
 
     def noise_shape(self, batch: int, h: int, w: int) -> tuple[int, int, int, int]:
         """Shape of ``forward``'s ``noise`` for ``batch`` coarse inputs of ``h`` x ``w``."""
-        return (batch, self.noise, h * self.factor, w * self.factor)
+        f = 2**self.noise_steps
+        return (batch, self.noise, h * f, w * f)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Refine ``x`` (physical units) by ``factor`` in both spatial dims.
@@ -145,7 +156,8 @@ class Downscaler(nn.Module):
         per = len(self.up) // self.steps  # modules per 2x step
         for i in range(self.steps):
             h = self.up[i * per : (i + 1) * per](h)
-            k = self.factor // 2 ** (i + 1)  # block size from the output to this step's grid
-            n = F.avg_pool2d(noise, k) * k if k > 1 else noise
-            h = h + self.noise_in[i](n.to(h.dtype))
+            if i < self.noise_steps:
+                k = 2**self.noise_steps // 2 ** (i + 1)  # block size: noise grid to this step's
+                n = F.avg_pool2d(noise, k) * k if k > 1 else noise
+                h = h + self.noise_in[i](n.to(h.dtype))
         return (base + self.tail(h)) * s + m

@@ -47,12 +47,15 @@ class FieldTask(Task):
         self.content = Content(s.loss, (self.kind_arg, self.kind), src, self.distance)
         self.noise = int(args.get("noise", 0))
         # a deterministic init may start a sampling model: its noise paths begin at zero
-        same = {k: x for k, x in args.items() if k != "noise"}
+        same = {k: x for k, x in args.items() if k not in ("noise", "noise_steps")}
         self.start = start_model(sch.init, self.task, self.network, same, src)
-        if self.start is not None and self.start.card.args.get("noise", 0) not in (0, self.noise):
+        start = self.start.card.args if self.start is not None else {}
+        mine = (self.noise, args.get("noise_steps"))
+        if start.get("noise", 0) and (start["noise"], start.get("noise_steps")) != mine:
             raise InputError(
-                f"init={self.start.name!r} samples with noise={self.start.card.args['noise']} "
-                f"maps; these arguments give noise={self.noise}. Pass its noise, or a "
+                f"init={self.start.name!r} samples with noise={start['noise']} maps "
+                f"(noise_steps={start.get('noise_steps')}); these arguments give "
+                f"noise={mine[0]} (noise_steps={mine[1]}). Pass its noise settings, or a "
                 "deterministic init."
             )
         torch.manual_seed(sch.seed)

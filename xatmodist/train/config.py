@@ -329,6 +329,11 @@ class DownscalerArchitecture:
     deterministic model.  Fine-tuning a deterministic ``init`` keeps its weights (the noise paths
     start at zero).
     """
+    noise_steps: int | None = opt(None)
+    """A sampling model's noise enters after the first ``noise_steps`` 2x steps only (None: after
+    every step, down to the output grid).  Noise at the output grid can only add grid-scale
+    texture (seen as excess power at the highest wavenumbers); 1 leaves the last step to shape it.
+    """
 
 
 @dataclass(kw_only=True)

@@ -70,12 +70,18 @@ class DownscalerTask(FieldTask):
                 f"patch_size={p!r} must be a multiple of factor={f} and give at least 4 coarse "
                 f"cells; e.g. patch_size={16 * f}."
             )
+        ns, steps = a.noise_steps, f.bit_length() - 1
+        if ns is not None and (not a.noise or not 1 <= ns <= steps):
+            raise InputError(
+                f"noise_steps={ns!r} needs a sampling model (noise > 0; got noise={a.noise}) "
+                f"and a value from 1 to {steps} (the 2x steps of factor={f}); or leave it None."
+            )
         if p > src.nlat:
             raise InputError(f"patch_size={p} exceeds the {src.nlat} latitudes of the grid.")
         self.network = Downscaler
         args = {"in_channels": src.n_channels, "factor": f, "width": a.width}
         super().__init__(
-            s, src, {**args, "blocks": a.blocks, "upsample": a.upsample, "noise": a.noise}
+            s, src, {**args, "blocks": a.blocks, "upsample": a.upsample, **noise_args(a)}
         )
         if s.loss.balance_variables:
             truth = torch.from_numpy(
@@ -113,6 +119,11 @@ class DownscalerTask(FieldTask):
         """The factor and the training record's downscaler entries."""
         f = self.args["factor"]
         return {"factor": f, "training": {"coarsening": f"block mean over {f}x{f} cells"}}
+
+
+def noise_args(a) -> dict:
+    """The noise arguments of the architecture settings ``a`` (``noise_steps`` only if set)."""
+    return {"noise": a.noise, **({"noise_steps": a.noise_steps} if a.noise_steps else {})}
 
 
 def _feature_distance(enc: Model):
