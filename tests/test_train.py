@@ -502,22 +502,6 @@ def test_distillation_loss_vanishes_on_the_teacher_and_ignores_distance_units():
     assert float(distillation_loss(logits, dist.flip(0), logits, dist, 2.0, 0.0, 1.0)) > 0.1
 
 
-def test_distance_map_loss_vanishes_on_the_teachers_map_in_any_units_and_grid():
-    import torch
-
-    from xatmodist.train.encoder import distance_map_loss
-
-    g = torch.Generator().manual_seed(0)
-    t = torch.rand(8, 4, 4, generator=g) + 0.1
-    assert float(distance_map_loss(3.0 * t, t)) == pytest.approx(0.0, abs=1e-6)
-    # a finer student grid is averaged onto the teacher's (and the other way round)
-    fine = t.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
-    assert float(distance_map_loss(fine, t)) == pytest.approx(0.0, abs=1e-6)
-    assert float(distance_map_loss(t, fine)) == pytest.approx(0.0, abs=1e-6)
-    # the same distances per pair, elsewhere in the patch: not the teacher's map
-    assert float(distance_map_loss(t.flip(1), t)) > 0.1
-
-
 def test_distillation_pulls_a_cheaper_student_to_its_teacher(tmp_path):
     """A student of another architecture trained with teacher= matches the teacher's lag
     probabilities and distances far better than the same student trained without; the card
@@ -532,9 +516,7 @@ def test_distillation_pulls_a_cheaper_student_to_its_teacher(tmp_path):
     teacher.save(tmp_path / "teacher")
     kw = {**SMALL, "epochs": 8, "seed": 1, "stem_stride": 2, "lr": 1e-2}
     plain = fit_encoder(ds, **kw)
-    student = fit_encoder(
-        ds, teacher=tmp_path / "teacher", distil_distance=8.0, distil_map=1.0, **kw
-    )
+    student = fit_encoder(ds, teacher=tmp_path / "teacher", distil_distance=8.0, **kw)
 
     x = torch.from_numpy(np.stack([ds.vo.values, ds.d.values], 1).astype(np.float32))
     x = x[:, :, :16, :16]
@@ -561,7 +543,6 @@ def test_distillation_pulls_a_cheaper_student_to_its_teacher(tmp_path):
     tr = student.card.training
     assert tr["teacher"] == {"name": teacher.name, "sha256": teacher.sha256}
     assert "distillation from" in tr["loss"] and plain.card.training["teacher"] is None
-    assert "1 x the same of the per-location distances" in tr["loss"]
     assert student.card.training["config"]["distillation"]["teacher"] == str(tmp_path / "teacher")
 
 

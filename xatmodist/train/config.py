@@ -275,11 +275,6 @@ class Distillation:
     """
     temperature: float = opt(2.0, low=0.0)
     """Softmax temperature ``T`` of the logit term."""
-    distil_map: float = opt(0.0)
-    """Weight of the same term on the per-location distances (the feature difference averaged
-    over channels only, the finer of the two grids averaged onto the coarser): where in the
-    patch the teacher sees change, not only how much.  0: off.
-    """
 
 
 @dataclass(kw_only=True)

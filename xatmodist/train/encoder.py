@@ -21,7 +21,6 @@ from ._source import FieldSource, reflection_signs
 __all__ = [
     "fit_encoder",
     "calibrate_alpha",
-    "distance_map_loss",
     "distillation_loss",
     "lag_setup",
     "rank_loss",
@@ -412,13 +411,8 @@ class EncoderTask(Task):
             with torch.no_grad():
                 t_logits, t_diff = t.logits_and_difference(a, b)
                 t_dist = feature_difference(t_diff.float(), t.distance_kind).mean(dim=(1, 2, 3))
-            dmap = feature_difference(diff, self.net.distance_kind).mean(dim=1)
-            dist = dmap.mean(dim=(1, 2))
+            dist = feature_difference(diff, self.net.distance_kind).mean(dim=(1, 2, 3))
             d = self.s.distillation
-            if d.distil_map:
-                with torch.no_grad():
-                    t_map = feature_difference(t_diff.float(), t.distance_kind).mean(dim=1)
-                loss = loss + d.distil_map * distance_map_loss(dmap, t_map)
             loss = loss + distillation_loss(
                 logits,
                 dist,
@@ -542,11 +536,6 @@ class EncoderTask(Task):
             f" + distillation from {self.teacher.name}: {d.distil_logits:g} x T^2 KL of the lag "
             f"probabilities (T = {d.temperature:g}) + {d.distil_distance:g} x MSE of the "
             "batch-standardised log feature distances"
-            + (
-                f" + {d.distil_map:g} x the same of the per-location distances"
-                if d.distil_map
-                else ""
-            )
         )
 
 
@@ -601,6 +590,7 @@ def distillation_loss(
         with ``z`` the standardisation over the batch; 0 when the student
         reproduces the teacher's probabilities and its distances up to a scale.
     """
+    import torch
     import torch.nn.functional as F
 
     T = float(temperature)
@@ -611,41 +601,11 @@ def distillation_loss(
         reduction="batchmean",
     )
 
-    z = _standard_log
+    def z(d):
+        s = torch.log(d + 1e-12)
+        return (s - s.mean()) / (s.std() + 1e-6) if len(s) > 1 else s * 0.0
+
     return w_logits * T * T * kl + w_distance * (z(dist) - z(t_dist)).pow(2).mean()
-
-
-def distance_map_loss(dmap, t_dmap):
-    """How far the student's per-location distances are from its teacher's.
-
-    Parameters
-    ----------
-    dmap, t_dmap : Tensor
-        (B, h, w) and (B, h', w') feature distances per location of the
-        student and the teacher (the feature difference averaged over
-        channels only); the finer grid is averaged onto the coarser.
-
-    Returns
-    -------
-    Tensor
-        ``mean((z(log dmap) - z(log t_dmap))**2)`` with ``z`` the
-        standardisation over the batch and all locations: 0 when the student
-        sees change where the teacher does, in the same proportions.
-    """
-    import torch.nn.functional as F
-
-    h = min(dmap.shape[-2], t_dmap.shape[-2])
-    w = min(dmap.shape[-1], t_dmap.shape[-1])
-    dmap, t_dmap = (F.adaptive_avg_pool2d(m.unsqueeze(1), (h, w)).flatten() for m in (dmap, t_dmap))
-    return (_standard_log(dmap) - _standard_log(t_dmap)).pow(2).mean()
-
-
-def _standard_log(d):
-    """``log d`` standardised over its elements (zeros for a single element)."""
-    import torch
-
-    s = torch.log(d + 1e-12)
-    return (s - s.mean()) / (s.std() + 1e-6) if len(s) > 1 else s * 0.0
 
 
 def rank_loss(dist, lag):
