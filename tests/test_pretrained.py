@@ -180,8 +180,9 @@ def _check_provenance(card):
         assert CARDS[init["name"]].task == card.task
         assert init["sha256"] == CARDS[init["name"]].sha256
         # the same network; a sampling model may start from a deterministic one (noise 0)
-        theirs = {k: v for k, v in CARDS[init["name"]].args.items() if k != "noise"}
-        assert theirs == {k: v for k, v in card.args.items() if k != "noise"}
+        noise = ("noise", "noise_steps")
+        theirs = {k: v for k, v in CARDS[init["name"]].args.items() if k not in noise}
+        assert theirs == {k: v for k, v in card.args.items() if k not in noise}
         assert CARDS[init["name"]].args.get("noise", 0) in (0, card.args.get("noise", 0))
 
 
