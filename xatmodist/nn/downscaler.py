@@ -122,7 +122,7 @@ class Downscaler(nn.Module):
         ``noise`` (:meth:`noise_shape`, standard normal) drives a sampling
         model; None gives the zero-noise output (a deterministic model's only one).
         """
-        return self.refine(x, *self.trunk(x), noise)
+        return self.refine(*self.trunk(x), noise)
 
     def sample(self, x: torch.Tensor, noises: Sequence[torch.Tensor]) -> torch.Tensor:
         """One refinement of ``x`` per noise in ``noises``, stacked as (B, M, C, H, W).
@@ -131,7 +131,7 @@ class Downscaler(nn.Module):
         sample ``m`` equals ``forward(x, noises[m])`` exactly.
         """
         t = self.trunk(x)
-        return torch.stack([self.refine(x, *t, n) for n in noises], dim=1)
+        return torch.stack([self.refine(*t, n) for n in noises], dim=1)
 
     def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The noise-free part of a pass: the bicubic base and the coarse features."""
@@ -142,17 +142,18 @@ class Downscaler(nn.Module):
         return base, self.body(h) + h
 
     def refine(
-        self, x: torch.Tensor, base: torch.Tensor, h: torch.Tensor, noise: torch.Tensor | None
+        self, base: torch.Tensor, h: torch.Tensor, noise: torch.Tensor | None
     ) -> torch.Tensor:
-        """The up-sampling steps on the trunk's ``(base, h)`` of ``x``, with ``noise``."""
+        """The up-sampling steps on the trunk's output ``(base, h)``, with ``noise``.
+
+        ``h`` has the input's batch and coarse grid, which give the noise's shape.
+        """
         m, s = self.mean.view(1, -1, 1, 1), self.std.view(1, -1, 1, 1)
         if self.noise == 0 or noise is None:
             return (base + self.tail(self.up(h))) * s + m
-        if tuple(noise.shape) != self.noise_shape(*x.shape[:1], *x.shape[2:]):
-            raise ValueError(
-                f"noise must have shape {self.noise_shape(x.shape[0], *x.shape[2:])}, "
-                f"got {tuple(noise.shape)}"
-            )
+        want = self.noise_shape(h.shape[0], *h.shape[2:])
+        if tuple(noise.shape) != want:
+            raise ValueError(f"noise must have shape {want}, got {tuple(noise.shape)}")
         per = len(self.up) // self.steps  # modules per 2x step
         for i in range(self.steps):
             h = self.up[i * per : (i + 1) * per](h)
