@@ -4,8 +4,9 @@ Run from the repo root::
 
     python -m benchmarks.bench_content_step [--repeat 3] [--steps 16] [--json out.json]
 
-For each encoder (the default, v4 in ``pretrained/superseded``, and every other
-encoder of the simulator's variables) and for each field trainer
+For each encoder (the default, v4's architecture with random weights -- a
+step's cost does not depend on the weights, and v4's are no longer kept -- and
+every other encoder of the simulator's variables) and for each field trainer
 (:func:`~xatmodist.train.fit_downscaler`, x4 on 64 x 64 patches, batch 16;
 :func:`~xatmodist.train.fit_inpainter`, 64 x 64 patches, batch 16), one epoch
 of ``--steps`` optimizer steps on synthetic 64 x 128 fields with the AtmoDist
@@ -29,7 +30,7 @@ import torch
 import xatmodist
 from xatmodist.testing import synthetic_fields
 
-V4 = str(Path(__file__).resolve().parents[1] / "pretrained" / "superseded" / "atmodist-swe-vd-v4")
+from ._superseded import architecture_twin
 
 
 def _encoders() -> dict[str, str]:
@@ -38,7 +39,7 @@ def _encoders() -> dict[str, str]:
         for n in xatmodist.model_names(task="encoder")
         if xatmodist.load_model(n).card.variable_names == ["vo", "d"]
     ]
-    return {"atmodist-swe-vd-v4": V4, **{n: n for n in names}}
+    return {"atmodist-swe-vd-v4": architecture_twin("atmodist-swe-vd-v4"), **{n: n for n in names}}
 
 
 def run(repeat: int = 3, steps: int = 16) -> dict:

@@ -40,11 +40,11 @@ MODELS = {
     "atmodist": "downscale-swe-vd-x4",
     # the adversarial twins: each fine-tuned from the model above with the GAN term
     "l2-gan": "downscale-swe-vd-x4-l2-gan",
-    "atmodist-gan": "pretrained/superseded/downscale-swe-vd-x4-gan",  # superseded: by path
     # the encoder judges vorticity alone; the divergence encoder atmodist-swe-d divergence
-    "atmodist-vo-d": "pretrained/superseded/downscale-swe-vd-x4-vo-d",
     "atmodist-vo-d-gan": "downscale-swe-vd-x4-vo-d-gan",
 }
+# The superseded downscale-swe-vd-x4-gan and -vo-d (pretrained/superseded/superseded.json)
+# are no longer kept; retrain one from its recipe and add it with --extra LABEL=FOLDER.
 #: generators that sample (issue 24): evaluated as ensembles of ``MEMBERS`` members
 ENSEMBLES = {
     "atmodist-ens": "downscale-swe-vd-x4-ens",

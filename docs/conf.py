@@ -3,8 +3,8 @@
 Build with ``make docs`` (``sphinx-build -W --keep-going -b html docs docs/_build/html``).
 The tutorials in ``tutorials/`` are MyST notebooks executed at build time, and
 one page per pretrained model is rendered from ``pretrained/*/card.json``
-into ``generated/models/`` (superseded ones, ``pretrained/superseded/``, into
-``generated/superseded/`` with a summary page ``generated/superseded.md``)
+into ``generated/models/`` (the superseded ones' records,
+``pretrained/superseded/superseded.json``, into the page ``generated/superseded.md``)
 before Sphinx reads the sources, so every number on the site comes from code
 or files in this repository.
 
@@ -103,7 +103,7 @@ html_context = {"default_mode": "light"}
 copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
 
-# -- model cards -> generated/models/<name>.md, generated/superseded/<name>.md ----
+# -- model cards -> generated/models/<name>.md; superseded.json -> generated/superseded.md
 # the pages come from the same code as a model's own page in Jupyter
 # (xatmodist._render.render_card, Model._repr_markdown_)
 
@@ -116,7 +116,6 @@ def _write_if_changed(page: Path, text: str) -> None:
 def write_model_pages(
     src: Path = ROOT / "pretrained",
     dest: Path = DOCS / "generated" / "models",
-    prefix: str = "",
 ):
     """Render each ``src/*/card.json``; rewrite a page only when it changed."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -125,8 +124,7 @@ def write_model_pages(
         card = Card.from_dict(json.loads(card_file.read_text()), str(card_file))
         folder = card_file.parent.name
         page = dest / f"{folder}.md"
-        load_as = f"pretrained/{prefix}{folder}" if prefix else None
-        _write_if_changed(page, render_card(card, f"pretrained/{prefix}{folder}/", load_as))
+        _write_if_changed(page, render_card(card, f"pretrained/{folder}/"))
         written.add(page.name)
     for stale in dest.glob("*.md"):
         if stale.name not in written:
@@ -137,31 +135,27 @@ def write_model_pages(
 def write_superseded_page(
     src: Path = ROOT / "pretrained" / "superseded", dest: Path = DOCS / "generated"
 ):
-    """The superseded models' pages and ``superseded.md``: their headline numbers and successors."""
-    write_model_pages(src, dest / "superseded", prefix="superseded/")
-    why = json.loads((src / "superseded.json").read_text())
+    """``superseded.md``: the superseded models' records, headline numbers and successors."""
+    record = json.loads((src / "superseded.json").read_text())
     lines = [
         "# Superseded models",
         "",
-        "These models are kept in the repository (`pretrained/superseded/`) because the",
-        "documentation and the changelog quote their numbers, but they are not installed",
-        "with the package and `xatmodist.list_models()` does not list them. Load one by",
-        'its folder in a source checkout, `xatmodist.load_model("pretrained/superseded/NAME")`,',
-        "or put the folder on the search path: `XATMODIST_MODELS=pretrained/superseded`.",
+        "The documentation and the changelog quote these models' numbers; their weights are",
+        "no longer kept in the repository. `pretrained/superseded/superseded.json` records",
+        "each one: its successor, its held-out numbers, its recipe, the sha256 of its weights",
+        "and the commit that last held them. To use one again, retrain it from its recipe",
+        "(`xatmodist train --recipe recipes/NAME.toml` writes it to",
+        "`pretrained/superseded/NAME`, loadable by that folder) or check out that commit.",
         "",
-        "| model | task | held-out | superseded by | why |",
-        "|---|---|---|---|---|",
+        "| model | task | held-out | superseded by | why | recipe |",
+        "|---|---|---|---|---|---|",
     ]
-    for card_file in sorted(src.glob("*/card.json")):
-        card = Card.from_dict(json.loads(card_file.read_text()), str(card_file))
-        entry = why.get(card.name, {})
-        by = entry.get("by")
+    for name, rec in sorted(record.items()):
         lines.append(
-            f"| {{doc}}`{card.name} <superseded/{card_file.parent.name}>` | {card.task} "
-            f"| {card.headline or '-'} | {f'`{by}`' if by else '-'} | {entry.get('why', '')} |"
+            f"| `{name}` | {rec['task']} | {rec['headline'] or '-'} | `{rec['by']}` "
+            f"| {rec['why']} | `{rec['recipe']}` |"
         )
-    lines += ["", "```{toctree}", ":hidden:", ":glob:", "", "superseded/*", "```", ""]
-    _write_if_changed(dest / "superseded.md", "\n".join(lines))
+    _write_if_changed(dest / "superseded.md", "\n".join(lines) + "\n")
 
 
 write_model_pages()

@@ -4,8 +4,8 @@ Parametrised over the ``pretrained/`` folder, so a new model is tested the
 moment its folder lands.  The quality checks re-measure the encoders on the
 embedded sample (held-out simulator runs, never used in training) with the
 same evaluation as the cards, not the numbers the cards record.  Superseded
-models (``pretrained/superseded/``, not installed) keep complete cards, and
-their numbers still count against the default encoder.
+models are records (``pretrained/superseded/superseded.json``; their weights
+are no longer kept), and their numbers still count against the default encoder.
 """
 
 from __future__ import annotations
@@ -21,27 +21,30 @@ import torch
 import xatmodist
 from xatmodist.cards import Card
 from xatmodist.nn.encoder import fused_for_inference
+from xatmodist.recipes import load_recipe
 from xatmodist.train import evaluate_encoder
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 SUPERSEDED_DIR = PRETRAINED / "superseded"
 MODELS = sorted(p.name for p in PRETRAINED.iterdir() if (p / "card.json").is_file())
-SUPERSEDED = sorted(p.name for p in SUPERSEDED_DIR.iterdir() if (p / "card.json").is_file())
-FOLDERS = {
-    **{n: PRETRAINED / n for n in MODELS},
-    **{n: SUPERSEDED_DIR / n for n in SUPERSEDED},
-}
-#: the typed cards of the shipped and the superseded models
+#: the superseded models' records (successor, numbers, recipe, sha256, last commit with weights)
+RECORD = json.loads((SUPERSEDED_DIR / "superseded.json").read_text())
+SUPERSEDED = sorted(RECORD)
+FOLDERS = {n: PRETRAINED / n for n in MODELS}
+#: the typed cards of the shipped models
 CARDS = {n: Card.from_dict(json.loads((f / "card.json").read_text())) for n, f in FOLDERS.items()}
 ENCODERS = [n for n in MODELS if CARDS[n].task == "encoder"]
 #: encoders trained on real reanalysis (NCEP), evaluated on their own held-out years
 REAL = [n for n in ENCODERS if CARDS[n].data_kind == "reanalysis"]
 #: the encoders of both variables, whose distance is the library's learned distance
 VD = [n for n in ENCODERS if CARDS[n].variable_names == ["vo", "d"]]
-#: ... and the superseded ones, whose numbers the default must still stand against
-VD_ALL = VD + [
-    n for n in SUPERSEDED if CARDS[n].task == "encoder" and CARDS[n].variable_names == ["vo", "d"]
-]
+#: the held-out numbers of those and of the superseded ones, which the default must still
+#: stand against
+HELD_VD = {n: CARDS[n].heldout for n in VD} | {
+    n: r["heldout"]
+    for n, r in RECORD.items()
+    if r["task"] == "encoder" and r["variables"] == ["vo", "d"]
+}
 #: single-variable encoders, shipped as a loss term of other models (atmodist-swe-d)
 LOSS_ONLY = [n for n in ENCODERS if n not in VD and n not in REAL]
 #: what the package ships: the models a user should pick (issue 19)
@@ -96,29 +99,35 @@ def test_the_zoo_is_curated():
         assert sorted(sampling) == ["atmodist", "l2"], task
 
 
-def test_superseded_models_name_their_successor_and_stay_out_of_the_wheel():
-    why = json.loads((SUPERSEDED_DIR / "superseded.json").read_text())
-    assert set(why) == set(SUPERSEDED)
-    for name, entry in why.items():
-        assert entry["by"] in MODELS and entry["why"], name
-        assert CARDS[entry["by"]].task == CARDS[name].task
-    # the wheel's package data (pyproject: "*/card.json" under pretrained/) misses them
-    shipped = {p.parent.name for p in PRETRAINED.glob("*/card.json")}
-    assert shipped == set(MODELS) and not shipped & set(SUPERSEDED)
-    assert not set(SUPERSEDED) & set(xatmodist.model_names())
+def test_superseded_models_are_records_that_name_their_successor_and_recipe():
+    """No superseded weights or cards in the repository: a record per model, with its
+    successor (a shipped model of the same task), reason, numbers, recipe and the commit
+    that last held its weights."""
+    assert not list(SUPERSEDED_DIR.glob("**/card.json"))
+    assert not list(SUPERSEDED_DIR.glob("**/*.safetensors"))
+    root = PRETRAINED.parent
+    for name, entry in RECORD.items():
+        assert entry["by"] in MODELS and entry["why"] and entry["headline"], name
+        assert CARDS[entry["by"]].task == entry["task"], name
+        assert len(entry["sha256"]) == 64 and len(entry["weights_in_commit"]) == 40, name
+        recipe = root / entry["recipe"]
+        assert recipe.is_file(), name
+        assert load_recipe(recipe)["dest"] == f"pretrained/superseded/{name}", name
+    assert not set(SUPERSEDED) & set(MODELS) and not set(SUPERSEDED) & set(xatmodist.model_names())
 
 
-def test_superseded_models_load_by_path_and_by_search_path(monkeypatch):
-    name = SUPERSEDED[0]
-    with pytest.raises(xatmodist.ModelNotFoundError, match="superseded"):
+def test_a_superseded_name_says_how_to_get_the_model_back():
+    name = "atmodist-swe-vd-v4"
+    rec = RECORD[name]
+    with pytest.raises(xatmodist.ModelNotFoundError) as err:
         xatmodist.load_model(name)
-    assert xatmodist.load_model(SUPERSEDED_DIR / name).name == name
-    monkeypatch.setenv("XATMODIST_MODELS", str(SUPERSEDED_DIR))
-    assert xatmodist.load_model(name).path == (SUPERSEDED_DIR / name).resolve()
-    assert set(SUPERSEDED) <= set(xatmodist.model_names())
+    text = str(err.value)
+    assert f"superseded by {rec['by']!r}" in text
+    assert f"xatmodist train --recipe {rec['recipe']}" in text
+    assert rec["weights_in_commit"] in text
 
 
-@pytest.mark.parametrize("name", MODELS + SUPERSEDED)
+@pytest.mark.parametrize("name", MODELS)
 def test_card_round_trips(name):
     """Reading a card and writing it back gives the same file (Model.save re-saves it so)."""
     text = (FOLDERS[name] / "card.json").read_text()
@@ -127,7 +136,7 @@ def test_card_round_trips(name):
     assert Card.from_dict(d).to_json() == text
 
 
-@pytest.mark.parametrize("name", MODELS + SUPERSEDED)
+@pytest.mark.parametrize("name", MODELS)
 def test_card_is_complete(name):
     card = CARDS[name]
     assert card.name == name
@@ -177,13 +186,22 @@ def _check_provenance(card):
         assert extra["variables"] == CARDS[extra["name"]].variable_names
     init = card.training.get("init")
     if init is not None:  # a fine-tuned model names the model it started from
-        assert CARDS[init["name"]].task == card.task
-        assert init["sha256"] == CARDS[init["name"]].sha256
+        task, sha256, args = _shipped_or_recorded(init["name"])
+        assert task == card.task
+        assert init["sha256"] == sha256
         # the same network; a sampling model may start from a deterministic one (noise 0)
         noise = ("noise", "noise_steps")
-        theirs = {k: v for k, v in CARDS[init["name"]].args.items() if k not in noise}
+        theirs = {k: v for k, v in args.items() if k not in noise}
         assert theirs == {k: v for k, v in card.args.items() if k not in noise}
-        assert CARDS[init["name"]].args.get("noise", 0) in (0, card.args.get("noise", 0))
+        assert args.get("noise", 0) in (0, card.args.get("noise", 0))
+
+
+def _shipped_or_recorded(name: str) -> tuple[str, str, dict]:
+    """(task, sha256, args) of a shipped model's card or a superseded model's record."""
+    if name in CARDS:
+        return CARDS[name].task, CARDS[name].sha256, CARDS[name].args
+    rec = RECORD[name]
+    return rec["task"], rec["sha256"], rec["args"]
 
 
 @pytest.mark.parametrize("name", ENCODERS)
@@ -270,9 +288,8 @@ def test_no_encoder_orders_lags_clearly_better_than_the_default():
     default may stand against a statistical tie but not against a clear winner."""
     default = CARDS[xatmodist.zoo.DEFAULT_ENCODER].heldout
     upper = default["spearman_learned_ci95"][1]
-    assert len(VD_ALL) >= 9  # v1, fast, v2..v7, v7a
-    for n in VD_ALL:
-        held = CARDS[n].heldout
+    assert len(HELD_VD) >= 9  # v1, fast, v2..v7, v7a
+    for n, held in HELD_VD.items():
         # the same pairs: the same held-out runs, number of pairs and seed (by
         # `xatmodist evaluate encoder` or by the recipe's [heldout], which gives v6's
         # card numbers exactly)

@@ -4,9 +4,12 @@ A model is a folder with ``card.json`` (everything needed to rebuild and use
 the network; read into a typed card, :mod:`xatmodist.cards`) and
 ``weights.safetensors`` (no pickle: loading never executes code).  The card
 holds the sha256 of the weights, checked on every load.  Nothing is ever
-downloaded.  The package ships a curated zoo; superseded models stay in
-``pretrained/superseded/`` of a source checkout (not installed, not listed),
-loadable by folder or with ``XATMODIST_MODELS``.
+downloaded.  The package ships a curated zoo; superseded models are recorded
+in ``pretrained/superseded/superseded.json`` of a source checkout (successor,
+numbers, recipe, sha256, the commit that last held the weights); their weights
+are not kept.  Retrained from its recipe, such a model is written to
+``pretrained/superseded/NAME`` (not installed, not listed), loadable by folder
+or with ``XATMODIST_MODELS``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ENCODER = "atmodist-swe-vd-v6"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "weights.safetensors"
-#: models kept for their numbers, not installed: ``pretrained/superseded/`` of a checkout
+#: superseded models (recorded, weights not kept): ``pretrained/superseded/`` of a checkout
 SUPERSEDED = "superseded"
 
 
@@ -334,13 +337,17 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
 
 
 def _superseded_hint(name) -> str:
-    """Where a superseded model of that name lies (not installed; in a source checkout)."""
-    folder = Path(__file__).resolve().parent.parent / "pretrained" / SUPERSEDED / str(name)
-    if not (folder / CARD_FILE).is_file():
+    """How to get a superseded model of that name back (its record in a source checkout)."""
+    folder = Path(__file__).resolve().parent.parent / "pretrained" / SUPERSEDED
+    record = folder / "superseded.json"
+    rec = json.loads(record.read_text()).get(str(name)) if record.is_file() else None
+    if rec is None:
         return ""
     return (
-        f" {str(name)!r} was superseded and is not installed; load it from its folder "
-        f"({folder}) or with XATMODIST_MODELS={folder.parent}."
+        f" {str(name)!r} was superseded by {rec['by']!r} and its weights are no longer kept: "
+        f"retrain it with `xatmodist train --recipe {rec['recipe']}` (written to "
+        f"{folder / str(name)}; load it by that folder or with XATMODIST_MODELS={folder}), "
+        f"or check out commit {rec['weights_in_commit']}."
     )
 
 
