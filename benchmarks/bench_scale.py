@@ -244,9 +244,10 @@ def bench_flops(batch: int = 1024, matmul_n: int = 2048, repeat: int = 3) -> dic
 
     model = xatmodist.load_model()
     net = inference_encoder(str(model.path), jit=xatmodist.get_options()["jit"])
-    patch, channels = model.card.patch_size, net.normaliser.mean_in.numel()
+    norm = model.module.normaliser  # the inference copy's may be folded into its stem
+    patch, channels = model.card.patch_size, norm.mean_in.numel()
     flops = encoder_flops(fused_for_inference(model.module), patch, channels)
-    x = torch.randn(batch, channels, patch, patch) * net.normaliser.std_in.view(1, -1, 1, 1)
+    x = torch.randn(batch, channels, patch, patch) * norm.std_in.view(1, -1, 1, 1)
     a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
     with torch.inference_mode():
         net.features(x)  # warm-up at the timed shapes

@@ -212,6 +212,35 @@ def test_jit_trunk_equals_the_eager_network(name):
         inference_encoder(path, jit=True).encoder(torch.zeros(1, 2, 32, 32), layers=[0])
 
 
+@pytest.mark.parametrize("log", [(True, True), (False, False), (True, False)])
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_inference_copy_folds_the_normaliser_into_a_patchify_stem(log, stem_stride):
+    """The second z-score moves into a padding-free stem; features and logits unchanged."""
+    import torch
+
+    from xatmodist.nn.encoder import AtmoDistNet, LogInput, Normaliser, fused_for_inference
+
+    torch.manual_seed(0)
+    net = AtmoDistNet(2, 5, widths=[8, 16], stem_stride=stem_stride).eval()
+    scale = torch.tensor([3e-5, 2.0])
+    raw = torch.randn(16, 2, 16, 16) * scale.view(1, -1, 1, 1) + torch.tensor([0.0, 5.0]).view(
+        1, -1, 1, 1
+    )
+    net.normaliser.fit(raw.mean(dim=(0, 2, 3)), raw.std(dim=(0, 2, 3)), raw, log)
+    for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    fused = fused_for_inference(net)
+    expected = LogInput if stem_stride > 1 else Normaliser
+    assert type(fused.normaliser) is expected
+    x, y = raw[:8], raw[8:]
+    with torch.inference_mode():
+        torch.testing.assert_close(fused.features(x), net.features(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fused(x, y), net(x, y), rtol=1e-4, atol=1e-4)
+    # the l2 metric normalises with the trained network's normaliser, not the folded one
+    assert type(net.normaliser) is Normaliser
+
+
 def test_without_torchscript_the_eager_encoder_runs(monkeypatch, caplog):
     from xatmodist.nn import encoder as enc
 

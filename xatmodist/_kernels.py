@@ -95,11 +95,18 @@ def tiles(x: np.ndarray, t: Tiling) -> np.ndarray:
     modulo ``t.nlon``.
     """
     p = t.patch
-    r = np.asarray(t.rows)[:, None] + np.arange(p)  # (ny, P)
-    c = (np.asarray(t.cols)[:, None] + np.arange(p)) % t.nlon  # (nx, P)
-    out = x[:, :, r[:, None, :, None], c[None, :, None, :]]  # (N, C, ny, nx, P, P)
-    out = out.transpose(0, 2, 3, 1, 4, 5)
-    return np.ascontiguousarray(out).reshape(-1, x.shape[1], p, p)
+    n, c = x.shape[:2]
+    # one copy, patch by patch, straight into the output's order (a gather of all
+    # patches at once followed by a transpose copied twice)
+    out = np.empty((n, len(t.rows), len(t.cols), c, p, p), dtype=x.dtype)
+    for i, r in enumerate(t.rows):
+        band = x[:, :, r : r + p]
+        for j, col in enumerate(t.cols):
+            if col + p <= t.nlon:
+                out[:, i, j] = band[..., col : col + p]
+            else:  # across the seam
+                out[:, i, j] = band[..., (col + np.arange(p)) % t.nlon]
+    return out.reshape(-1, c, p, p)
 
 
 def check_range(flat: np.ndarray, mean, std, variables: list[dict] | None = None) -> None:
@@ -357,8 +364,9 @@ def distance_kernel(
     if metric == "learned":
         d = _run_tiled(net.distance, [fa, fb], tiling, batch, threads, device, precision)
     elif metric == "l2":
+        norm = _module(model, device).normaliser  # the inference copy's may be folded
         d = _run_tiled(
-            lambda x, y: (net.normaliser(x) - net.normaliser(y)).pow(2).mean(dim=(1, 2, 3)),
+            lambda x, y: (norm(x) - norm(y)).pow(2).mean(dim=(1, 2, 3)),
             [fa, fb],
             tiling,
             batch,

@@ -19,6 +19,7 @@ __all__ = [
     "DISTANCES",
     "feature_difference",
     "fused_for_inference",
+    "LogInput",
     "FrozenTrunk",
     "frozen_for_inference",
 ]
@@ -313,12 +314,75 @@ class AtmoDistNet(nn.Module):
         return feature_difference(fa - fb, self.distance_kind).mean(dim=dim, **kw)
 
 
+class LogInput(nn.Module):
+    """The first half of a :class:`Normaliser` in fewer passes over memory, for inference.
+
+    One multiply-add gives ``z' = scale * (x - mean_in) / std_in`` on the log
+    channels (``(x - mean_in) / std_in`` on the others), then
+    ``sign(z') * log(1 + |z'|)`` on the log channels: the same map as
+    :meth:`Normaliser._first` up to float rounding.  The second z-score is not
+    here: :func:`fused_for_inference` folds it into the stem convolution.
+
+    Parameters
+    ----------
+    normaliser : Normaliser
+        The trained normaliser whose statistics it takes (copied).
+    """
+
+    def __init__(self, normaliser: Normaliser) -> None:
+        super().__init__()
+        n = normaliser
+        log = n.log_mask > 0.5
+        scale = torch.where(log, torch.full_like(n.std_in, n.log_scale), torch.ones_like(n.std_in))
+        gain = scale / n.std_in
+        self.register_buffer("gain", gain.view(1, -1, 1, 1).clone())
+        self.register_buffer("shift", (-n.mean_in * gain).view(1, -1, 1, 1).clone())
+        self.register_buffer("log", log.view(1, -1, 1, 1).clone())
+        self.mode = "all" if bool(log.all()) else "none" if not bool(log.any()) else "some"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``sign(z') * log(1 + |z'|)`` (log channels) or ``z'`` of raw fields ``x``."""
+        z = torch.addcmul(self.shift, x, self.gain)
+        if self.mode == "none":
+            return z
+        y = z.abs().add_(1.0).log_().copysign_(z)
+        return y if self.mode == "all" else torch.where(self.log, y, z)
+
+
+def _absorb_input_affine(conv: nn.Conv2d, gain: torch.Tensor, shift: torch.Tensor) -> nn.Conv2d:
+    """One convolution equal to ``conv(x * gain + shift)`` (per input channel), exactly.
+
+    Only for a convolution without padding (a patchify stem): with zero
+    padding the border would see ``shift`` where it saw zeros.
+    """
+    w = conv.weight.detach()
+    out = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=0,
+        bias=True,
+    ).eval()
+    with torch.no_grad():
+        out.weight.copy_(w * gain.view(1, -1, 1, 1))
+        bias = (w * shift.view(1, -1, 1, 1)).sum(dim=(1, 2, 3))
+        if conv.bias is not None:
+            bias = bias + conv.bias.detach()
+        out.bias.copy_(bias)
+    return out
+
+
 def fused_for_inference(net: AtmoDistNet) -> AtmoDistNet:
     """An eval-mode copy of ``net`` with every batch norm folded into its convolution.
 
     Same function (up to float rounding), about a third less work per forward
     pass on CPU: batch norm in eval mode is a per-channel affine map that the
-    preceding convolution can absorb.  For inference only; ``net`` is unchanged.
+    preceding convolution can absorb.  Where the stem is a patchify convolution
+    (no padding), the normaliser's second z-score is folded into it as well
+    and the copy's ``normaliser`` is a :class:`LogInput` (the first half, in
+    fewer passes): its output is then *not* the normalised field; take that
+    from ``net.normaliser``.  For inference only; ``net`` is unchanged.
     """
     import copy
 
@@ -332,6 +396,12 @@ def fused_for_inference(net: AtmoDistNet) -> AtmoDistNet:
         setattr(parent, bn, nn.Identity())
 
     enc = out.encoder
+    stem = enc.stem[0]
+    if stem.padding in (0, (0, 0)) and stem.kernel_size == stem.stride:
+        n = out.normaliser
+        # y = (u - mean_out) / std_out of the log stage u; LogInput gives u
+        enc.stem[0] = _absorb_input_affine(stem, 1.0 / n.std_out, -n.mean_out / n.std_out)
+        out.normaliser = LogInput(n)
     fold(enc.stem, "0", "1")
     for stage in enc.stages:
         for block in stage:
@@ -391,7 +461,7 @@ def frozen_for_inference(net: AtmoDistNet, patch: int) -> AtmoDistNet:
     why and returns the fused eager network: same numbers, eager speed.
     """
     out = fused_for_inference(net)
-    c = out.normaliser.mean_in.numel()
+    c = net.normaliser.mean_in.numel()
     example = torch.zeros(2, c, patch, patch).contiguous(memory_format=torch.channels_last)
     try:
         out.encoder = FrozenTrunk(out.encoder, example)
