@@ -87,6 +87,51 @@ def test_fair_crps_of_a_perfect_and_a_collapsed_ensemble():
     assert float(collapsed) == pytest.approx(np.sqrt(2 / np.pi), abs=0.03)
 
 
+def test_spectral_term_is_the_band_log_power_ratio():
+    """``spectral_mismatch``: 0 for the truth, ln 4 for twice the truth, only the band counts
+    (a change below the coarse Nyquist costs nothing), samples may outnumber the truths."""
+    from xatmodist.train.downscaler import spectral_mismatch, zonal_power
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(4, 2, 8, 64, generator=g)
+    assert float(spectral_mismatch(truth, truth, 4)) == 0.0
+    assert float(spectral_mismatch(2 * truth, truth, 4)) == pytest.approx(np.log(4), rel=1e-5)
+    assert float(spectral_mismatch(torch.cat([truth, truth]), truth, 4)) == pytest.approx(
+        0, abs=1e-6
+    )
+    # the same windowed power from numpy, and a mismatch that lives only below the band
+    w = np.hanning(64)
+    ref = (np.abs(np.fft.rfft(truth.numpy() * w, axis=-1)) ** 2).mean(axis=(0, 2))
+    np.testing.assert_allclose(zonal_power(truth).numpy(), ref, rtol=1e-4)
+    spec = torch.fft.rfft(truth, dim=-1)
+    spec[..., :7] *= 3.0  # power x 9 below the band 9..15 of x4 (k <= 6)
+    spec[..., 18:] *= 3.0  # and above it (k >= 18), two bins clear of its edges
+    out = torch.fft.irfft(spec, n=64, dim=-1)
+    # only the window's leakage (its side lobes) reaches the band: a few % of ln 9
+    assert float(spectral_mismatch(out, truth, 4)) < 0.05 * np.log(9)
+    assert float(spectral_mismatch(out, truth, 2)) > 0.5 * np.log(9)  # x2: band 17..31
+    x = truth.clone().requires_grad_(True)
+    spectral_mismatch(0.5 * x, truth, 4).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_downscaler_spectral_weight_trains_and_is_recorded(models):
+    ds = models["data"]
+    kw = dict(content_loss="l2", width=8, blocks=1, seed=0, **FIELD)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = fit_downscaler(ds, spectral_weight=2.0, **kw)
+    entry = spec.card.training["spectral"]
+    assert entry["weight"] == 2.0 and "W / 8 < k < W / 4" in entry["term"]
+    assert spec.card.training["config"]["loss"]["spectral_weight"] == 2.0
+    plain = xatmodist.load_model(models["det"])  # the same settings without the term
+    assert "spectral" not in plain.card.training
+    a, b = spec.module.state_dict(), plain.module.state_dict()
+    assert not torch.equal(a["tail.weight"], b["tail.weight"])
+    with pytest.raises(xatmodist.InputError, match="spectral_weight must be a finite number"):
+        fit_downscaler(ds, spectral_weight=-1.0, **kw)
+
+
 def _content_task(k: int, mode: str):
     """What FieldTask.content_loss reads: a nonlinear symmetric content loss D and its MSE."""
     from types import SimpleNamespace

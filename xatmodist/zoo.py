@@ -343,11 +343,16 @@ def _superseded_hint(name) -> str:
     rec = json.loads(record.read_text()).get(str(name)) if record.is_file() else None
     if rec is None:
         return ""
+    commit = rec.get("weights_in_commit")
     return (
         f" {str(name)!r} was superseded by {rec['by']!r} and its weights are no longer kept: "
         f"retrain it with `xatmodist train --recipe {rec['recipe']}` (written to "
-        f"{folder / str(name)}; load it by that folder or with XATMODIST_MODELS={folder}), "
-        f"or check out commit {rec['weights_in_commit']}."
+        f"{folder / str(name)}; load it by that folder or with XATMODIST_MODELS={folder})"
+        + (
+            f", or check out commit {commit}."
+            if commit
+            else " (a training stage whose weights were never committed)."
+        )
     )
 
 

@@ -559,6 +559,15 @@ class _DownscalerLoss(ContentLoss):
     """``"l2"``: the MSE of the z-scored fields; ``"atmodist"``: the frozen encoder's calibrated
     feature distance plus ``l2_weight`` times the MSE, as the paper.
     """
+    spectral_weight: float = opt(0.0)
+    """Weight of a term that matches the output's power spectrum to the truth's in the band the
+    downscaler adds (zonal wavenumbers in the octave above the coarse grid's Nyquist): ``mean_(c,
+    k) |ln P_out(c, k) - ln P_truth(c, k)|`` of z-scored fields, ``P`` the Hann-windowed zonal
+    power spectrum averaged over the batch (every sample of a sampling model) and the patch rows,
+    as the evaluation's band spectral error.  A content loss judges each output against its own
+    truth; this term judges the statistics of all outputs (too smooth, or too much fine-scale
+    noise).  0: off.
+    """
 
 
 @dataclass(kw_only=True)

@@ -7,7 +7,7 @@ from ..zoo import Model
 from ._common import document, train
 from ._fields import FieldTask
 
-__all__ = ["fit_downscaler", "coarsen"]
+__all__ = ["fit_downscaler", "coarsen", "spectral_mismatch", "zonal_power"]
 
 
 def coarsen(x, factor: int):
@@ -113,12 +113,63 @@ class DownscalerTask(FieldTask):
         loss = self.content_loss(pred, truth)
         if k > 1:
             loss = loss + self.ensemble_loss(pred.view(k, *one.shape), one)
+        if self.s.loss.spectral_weight:
+            loss = loss + self.s.loss.spectral_weight * self.spectral_loss(pred, one)
         return loss + self.gan_loss(truth, pred)
+
+    def spectral_loss(self, pred, truth):
+        """``mean |ln P_pred - ln P_truth|`` over variables and the super-resolved band.
+
+        ``P``: the zonal power spectrum of z-scored fields (Hann window along the
+        patch's rows), averaged over the batch and the rows; the band: the octave
+        above the coarse patch's Nyquist, ``W / (2 factor) < k < W / factor``.
+        """
+        return spectral_mismatch(pred / self.std, truth / self.std, self.args["factor"])
 
     def card_entries(self) -> dict:
         """The factor and the training record's downscaler entries."""
         f = self.args["factor"]
-        return {"factor": f, "training": {"coarsening": f"block mean over {f}x{f} cells"}}
+        training = {"coarsening": f"block mean over {f}x{f} cells"}
+        if self.s.loss.spectral_weight:
+            training["spectral"] = {
+                "weight": float(self.s.loss.spectral_weight),
+                "term": "mean |ln P_out - ln P_truth| of the batch-mean, Hann-windowed zonal "
+                f"power spectra of z-scored fields, wavenumbers W / {2 * f} < k < W / {f} of "
+                "the patch (the octave above the coarse grid's Nyquist)",
+            }
+        return {"factor": f, "training": training}
+
+
+def zonal_power(x):
+    """Zonal power spectrum (C, W // 2 + 1) of fields ``x`` (B, C, H, W).
+
+    Hann-windowed ``|rfft|**2`` along W, averaged over the batch and the rows.
+    """
+    import torch
+
+    w = torch.hann_window(x.shape[-1], periodic=False, dtype=x.dtype, device=x.device)
+    f = torch.fft.rfft(x * w, dim=-1)
+    return (f.real.square() + f.imag.square()).mean(dim=(0, 2))
+
+
+def spectral_mismatch(pred, truth, factor: int, eps: float = 1e-12):
+    """``mean |ln P_pred(c, k) - ln P_truth(c, k)|`` over ``W / (2 factor) < k < W / factor``.
+
+    ``pred`` and ``truth``: (B, C, H, W) z-scored fields; ``truth`` may hold fewer
+    rows along B than ``pred`` (a sampling model's samples).  The band is the
+    octave above the coarse grid's Nyquist wavenumber, the training counterpart
+    of the evaluation's band spectral error (``benchmarks/eval_downscaling.py``:
+    17..31 of 128 for x4); further up, spectra of smooth fields fall by orders of
+    magnitude and log ratios of vanishing power would dominate the term.
+    """
+    import torch
+
+    w = pred.shape[-1]
+    band = slice(w // (2 * factor) + 1, -(-w // factor))  # k0 <= k < W / factor
+    lp = torch.log(zonal_power(pred)[:, band] + eps)
+    with torch.no_grad():
+        lt = torch.log(zonal_power(truth)[:, band] + eps)
+    return (lp - lt).abs().mean()
 
 
 def noise_args(a) -> dict:
