@@ -561,3 +561,86 @@ def test_distillation_errors(tmp_path, kw, match):
     error = xatmodist.ModelError if "downscale" in str(kw) else xatmodist.InputError
     with pytest.raises(error, match=match):
         fit_encoder(ds, **{**SMALL, "epochs": 1, "teacher": tmp_path / "teacher", **kw})
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_scale_features_scales_the_distance_features_and_keeps_the_logits(projection):
+    import torch
+
+    from xatmodist.nn import AtmoDistNet
+    from xatmodist.nn.encoder import scale_features
+
+    torch.manual_seed(0)
+    net = AtmoDistNet(2, 4, widths=[8, 16], projection=projection).eval()
+    for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+    x, y = torch.randn(3, 2, 16, 16), torch.randn(3, 2, 16, 16)
+    s = torch.rand(16) + 0.1
+    with torch.no_grad():
+        fx, logits = net.features(x), net(x, y)
+        scale_features(net, s)
+        torch.testing.assert_close(net.features(x), fx * s.view(1, -1, 1, 1), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(net(x, y), logits, rtol=1e-4, atol=1e-5)
+    for bad in (torch.zeros(16), -torch.ones(16), torch.ones(15), torch.full((16,), float("nan"))):
+        with pytest.raises(ValueError, match="16 finite positive numbers"):
+            scale_features(net, bad)
+    same_width = AtmoDistNet(2, 4, widths=[8])  # one stage, no stride: an identity skip
+    with pytest.raises(ValueError, match="identity skip"):
+        scale_features(same_width, torch.ones(8))
+
+
+def test_distance_weights_order_pairs_better_and_are_folded_into_the_network(tmp_path):
+    """fit_encoder(distance_weights=True): weights fitted on training pairs, folded into the
+    network (same state-dict keys), the card records them with the validation rho before
+    and after; the logits stay those of the unweighted network; resuming a finished run may
+    switch them on."""
+    import torch
+
+
+    ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
+    kw = {**SMALL, "epochs": 2, "seed": 0, "distance": "l1", "widths": [8, 16]}
+    plain = fit_encoder(ds, out=tmp_path / "run", **kw)
+    weighted = fit_encoder(ds, out=tmp_path / "run", resume=True, distance_weights=True, **kw)
+    entry = weighted.card.distance["channel_weights"]
+    assert entry["pairs"] == SMALL["pairs_per_epoch"] and 0 < entry["min"] <= 1 <= entry["max"]
+    assert (
+        entry["val_spearman_after"] == weighted.card.metrics["validation"]["val_spearman_distance"]
+    )
+    assert "channel_weights" not in plain.card.distance
+    assert set(plain.module.state_dict()) == set(weighted.module.state_dict())
+    x = torch.from_numpy(np.stack([ds.vo.values[:4, :16, :16], ds.d.values[:4, :16, :16]], 1))
+    y = torch.from_numpy(np.stack([ds.vo.values[9:13, :16, :16], ds.d.values[9:13, :16, :16]], 1))
+    with torch.inference_mode():
+        a, b = plain.module.eval(), weighted.module.eval()
+        torch.testing.assert_close(b(x, y), a(x, y), rtol=1e-4, atol=1e-5)
+        ratio = b.features(x) / a.features(x).clamp(min=1e-6)
+        assert not torch.allclose(ratio.amax(dim=(0, 2, 3)), torch.ones(16))
+
+
+def test_fit_distance_weights_finds_the_channel_that_orders_lags():
+    """Channel 0 grows with the lag, channel 1 is noise ten times larger: the unweighted
+    distance barely orders the pairs, the weighted one does; the fit is deterministic and
+    may see the pairs in parts."""
+    from types import SimpleNamespace
+
+    import torch
+    from scipy.stats import spearmanr
+
+    from xatmodist.train.encoder import fit_distance_weights
+
+    g = torch.Generator().manual_seed(0)
+    c = torch.arange(8).repeat(128)
+    a = torch.randn(len(c), 2, 1, 1, generator=g)
+    b = a.clone()
+    b[:, 0] += (c + 1).float().view(-1, 1, 1) * 0.1
+    b[:, 1] += 10 * torch.randn(len(c), 1, 1, generator=g)
+    net = SimpleNamespace(features=lambda x: x, distance_kind="l1")
+    d = (a - b).abs()[:, :, 0, 0]
+    w = fit_distance_weights(net, [(a, b, c)], seed=3, steps=200)
+    parts = [(a[:500], b[:500], c[:500]), (a[500:], b[500:], c[500:])]
+    assert torch.equal(w, fit_distance_weights(net, parts, seed=3, steps=200))
+    assert float(w.mean()) == pytest.approx(1.0) and (w > 0).all() and w[0] > 20 * w[1]
+    before = spearmanr(d.mean(1).numpy(), c.numpy()).statistic
+    after = spearmanr((d * w).mean(1).numpy(), c.numpy()).statistic
+    assert before < 0.3 and after > 0.9

@@ -19,6 +19,7 @@ __all__ = [
     "DISTANCES",
     "feature_difference",
     "fused_for_inference",
+    "scale_features",
     "LogInput",
     "FrozenTrunk",
     "frozen_for_inference",
@@ -312,6 +313,47 @@ class AtmoDistNet(nn.Module):
         network's ``distance`` says (``kw``, e.g. ``keepdim``, go to ``mean``).
         """
         return feature_difference(fa - fb, self.distance_kind).mean(dim=dim, **kw)
+
+
+@torch.no_grad()
+def scale_features(net: AtmoDistNet, scale: torch.Tensor) -> None:
+    """Multiply the distance features of ``net`` by ``scale`` (C,) > 0 per channel, in place.
+
+    Folded into the weights, so nothing is added to a forward pass: into the
+    last 1x1 convolution of a projection, else into the two batch norms that
+    end the trunk's last block (``relu(bn2(...) + skip(...))``; ``relu`` commutes
+    with a positive scale), whose skip must then be a convolution (a stage
+    that changes width or stride).  In the second case the lag head reads the
+    scaled trunk, so its first convolution's input weights are divided by the
+    scale: its logits are unchanged (up to float rounding).
+
+    Raises
+    ------
+    ValueError
+        For a non-positive scale, a wrong length, or a trunk that ends in an
+        identity skip without a projection.
+    """
+    c = net.encoder.out_channels
+    scale = torch.as_tensor(scale, dtype=torch.float32).flatten()
+    if scale.numel() != c or not bool((scale > 0).all()) or not bool(scale.isfinite().all()):
+        raise ValueError(f"scale must hold {c} finite positive numbers; got {scale.tolist()}.")
+    if isinstance(net.projection, nn.Sequential):
+        last = net.projection[-1]
+        last.weight.mul_(scale.view(-1, 1, 1, 1))
+        last.bias.mul_(scale)
+        return
+    block = net.encoder.stages[-1][-1]
+    if not isinstance(block.skip, nn.Sequential):
+        raise ValueError(
+            "The trunk's last block has an identity skip: its output cannot absorb a "
+            "per-channel scale. Build the network with projection=True, or end the last "
+            "stage with a change of width or stride."
+        )
+    for bn in (block.bn2, block.skip[1]):
+        bn.weight.mul_(scale)
+        bn.bias.mul_(scale)
+    head = net.head[0]  # reads [f_a, f_b, |f_a - f_b|]
+    head.weight.div_(scale.repeat(3).view(1, -1, 1, 1))
 
 
 class LogInput(nn.Module):

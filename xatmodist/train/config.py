@@ -252,6 +252,13 @@ class EncoderArchitecture:
     of the two patches' features, times the calibrated alpha.  May change on resuming a finished
     run (re-scores it).
     """
+    distance_weights: bool = opt(False)
+    """After training, weight the distance's feature channels, as LPIPS's learned linear layer: one
+    positive weight per channel, fitted on training pairs with the trunk frozen by the ranking
+    loss on the distance in its own kind (:func:`xatmodist.train.encoder.fit_distance_weights`),
+    then folded into the weights (:func:`xatmodist.nn.encoder.scale_features`), so a distance
+    costs no more.  The lag head's logits are unchanged.  May change on resuming a finished run.
+    """
 
 
 @dataclass(kw_only=True)

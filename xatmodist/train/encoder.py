@@ -21,6 +21,7 @@ from ._source import FieldSource, reflection_signs
 __all__ = [
     "fit_encoder",
     "calibrate_alpha",
+    "fit_distance_weights",
     "distillation_loss",
     "lag_setup",
     "rank_loss",
@@ -249,7 +250,7 @@ def _time_blocks(s, src: FieldSource, max_steps: int):
 class EncoderTask(Task):
     """The lag pretext task: pairs of patches, their lag class, the Siamese network."""
 
-    finished_only = ("distance",)
+    finished_only = ("distance", "distance_weights")
 
     def __init__(self, s, src: FieldSource) -> None:
         import torch
@@ -456,6 +457,10 @@ class EncoderTask(Task):
             if history and len(history) == first
             else {}
         )
+        weights = None
+        if self.s.architecture.distance_weights:
+            weights = self._fit_distance_weights(net)
+            rescored = {f"val_{k}": x for k, x in _score(net, *self.val).items()}
         net.eval()
         alpha = calibrate_alpha(net, *self.val, self.n_classes)
         net.alpha.fill_(alpha)
@@ -469,11 +474,39 @@ class EncoderTask(Task):
             lag_step_seconds=self.lag_s,
             lag_classes=[(k + 1) * self.lag_s for k in range(self.n_classes)],
             normalisation=self._normalisation(),
-            distance=self._distance(alpha),
+            distance={**self._distance(alpha), **({"channel_weights": weights} if weights else {})},
             training=self._training(history, seconds),
         )
         card["metrics"] = {"validation": {**history[-1], **rescored} if history else {}}
         return Model(card=card, module=net)
+
+    def _fit_distance_weights(self, net) -> dict:
+        """Fit and fold the per-channel distance weights; their card entry."""
+        from ..nn.encoder import scale_features
+
+        before = _score(net, *self.val)["spearman_distance"]
+        n = self.s.schedule.pairs_per_epoch
+        net.eval()
+        # the pairs of one epoch from the training blocks, drawn a few thousand at a time
+        per = [min(4096, n - k) for k in range(0, n, 4096)]
+        draws = (
+            self.stream.fixed(self.train_blocks, m, self.seed + 1 + k) for k, m in enumerate(per)
+        )
+        w = fit_distance_weights(net, draws, seed=self.seed)
+        # the features carry the weight in the distance's kind: w|d| = |w d|, w d**2 = (w**0.5 d)**2
+        scale_features(net, w if net.distance_kind == "l1" else w.sqrt())
+        after = _score(net, *self.val)["spearman_distance"]
+        log.info("distance weights: validation rho %.4f -> %.4f", before, after)
+        return {
+            "fit": f"one weight per feature channel, RankNet on the log distance of {n} training "
+            "pairs with the trunk frozen (fit_distance_weights), folded into the network "
+            "(xatmodist.nn.encoder.scale_features)",
+            "pairs": n,
+            "min": float(w.min()),
+            "max": float(w.max()),
+            "val_spearman_before": before,
+            "val_spearman_after": after,
+        }
 
     def _card_args(self) -> dict:
         a = self.s.architecture
@@ -657,6 +690,70 @@ def _score(net, a, b, c, batch: int = 512) -> dict:
         "within1": float((err <= 1).float().mean()),
         "spearman_distance": float(spearmanr(dist, c.numpy()).statistic),
     }
+
+
+def fit_distance_weights(
+    net,
+    pairs,
+    *,
+    seed: int = 0,
+    steps: int = 500,
+    batch: int = 1024,
+    lr: float = 0.02,
+    sharpness: float = 4.0,
+    chunk: int = 256,
+):
+    """Per-channel weights ``w > 0`` (mean 1) of the feature distance that order pairs by lag.
+
+    LPIPS's learned linear layer (Zhang et al. 2018) fitted to the lag task: the
+    trunk stays frozen, each pair's per-channel distance ``D_c`` (mean over the
+    grid of ``|f_a - f_b|``, or of ``(f_a - f_b)**2``: the network's kind) is
+    computed once, and ``w = softplus(p) / ln 2`` (1 at ``p = 0``) minimises the
+    RankNet loss ``softplus(-sharpness * (ln d_j - ln d_i))`` over the pairs
+    ``(i, j)`` of a random batch with lag ``c_i < c_j``, ``d = mean_c w_c D_c``.
+    The returned weights multiply the distance's channels; alpha is calibrated
+    afterwards, so only their ratios matter.
+
+    Parameters
+    ----------
+    net : AtmoDistNet
+        The trained network (eval mode; not changed).
+    pairs : iterable of (a, b, c)
+        Earlier and later patches (N, C, P, P) and their lag classes (N,), numpy
+        arrays or tensors, in as many parts as convenient (only the per-channel
+        distances are kept).
+    seed : int
+        Seeds the batches.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    parts, lags = [], []
+    with torch.inference_mode():
+        for a, b, c in pairs:
+            a, b = torch.as_tensor(a), torch.as_tensor(b)
+            for i in range(0, len(c), chunk):
+                fa, fb = net.features(a[i : i + chunk]), net.features(b[i : i + chunk])
+                parts.append(feature_difference(fa - fb, net.distance_kind).mean(dim=(2, 3)))
+            lags.append(torch.as_tensor(c).float())
+    d = torch.cat(parts).float().clone()  # (N, C), outside inference mode
+    lags = torch.cat(lags).clone()
+    g = torch.Generator().manual_seed(int(seed))
+    p = torch.zeros(d.shape[1], requires_grad=True)
+    opt = torch.optim.Adam([p], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            i = torch.randint(0, len(d), (min(batch, len(d)),), generator=g)
+            w = F.softplus(p) / math.log(2.0)
+            ld = torch.log((d[i] * w).mean(dim=1) + 1e-12)
+            order = torch.sign(lags[i, None] - lags[None, i])
+            keep = order != 0
+            loss = F.softplus(-sharpness * order[keep] * (ld[:, None] - ld[None, :])[keep]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    w = (F.softplus(p) / math.log(2.0)).detach()
+    return w / w.mean()
 
 
 def calibrate_alpha(net, a, b, c, n_classes: int, batch: int = 512) -> float:
