@@ -78,7 +78,7 @@ def main() -> None:
         default=[
             xatmodist.zoo.DEFAULT_ENCODER,
             "atmodist-swe-vd-v4",  # superseded: its architecture, random weights
-            "atmodist-swe-vd-v7",
+            "atmodist-swe-vd-v6",
         ],
     )
     p.add_argument("--json", help="write the results as JSON")

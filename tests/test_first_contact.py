@@ -236,7 +236,7 @@ def test_warnings_point_at_the_users_line_and_lag_curve_warns_once(fields, tiny_
 def test_model_repr_is_a_short_summary():
     text = repr(xatmodist.load_model())
     assert len(text) < 250, text
-    for part in ("atmodist-swe-vd-v6", "encoder", "vo [s-1]", "d [s-1]", "held-out rho 0.900"):
+    for part in ("atmodist-swe-vd-v9", "encoder", "vo [s-1]", "d [s-1]", "held-out rho 0.901"):
         assert part in text, text
     assert "vo RMSE" in repr(xatmodist.load_model("inpaint-swe-vd"))
 
