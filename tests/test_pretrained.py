@@ -128,6 +128,14 @@ def test_a_superseded_name_says_how_to_get_the_model_back():
     assert f"superseded by {rec['by']!r}" in text
     assert f"xatmodist train --recipe {rec['recipe']}" in text
     assert rec["weights_in_commit"] in text
+    # a training stage whose weights were never committed: the recipe is the way back
+    stage = RECORD["atmodist-swe-vd-v9a"]
+    assert stage["weights_in_commit"] is None
+    with pytest.raises(xatmodist.ModelNotFoundError) as err:
+        xatmodist.load_model("atmodist-swe-vd-v9a")
+    text = str(err.value)
+    assert f"xatmodist train --recipe {stage['recipe']}" in text
+    assert "never committed" in text and "check out commit" not in text
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -597,7 +597,6 @@ def test_distance_weights_order_pairs_better_and_are_folded_into_the_network(tmp
     switch them on."""
     import torch
 
-
     ds = synthetic_fields(n_time=40, nlat=32, nlon=64, seed=3)
     kw = {**SMALL, "epochs": 2, "seed": 0, "distance": "l1", "widths": [8, 16]}
     plain = fit_encoder(ds, out=tmp_path / "run", **kw)
