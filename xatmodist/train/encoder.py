@@ -459,8 +459,17 @@ class EncoderTask(Task):
         )
         weights = None
         if self.s.architecture.distance_weights:
+            # the returned network's validation so far: the last epoch's, or its rescoring
+            before = (
+                {**history[-1], **rescored}["val_spearman_distance"]
+                if history
+                else _score(net, *self.val)["spearman_distance"]
+            )
             weights = self._fit_distance_weights(net)
             rescored = {f"val_{k}": x for k, x in _score(net, *self.val).items()}
+            after = rescored["val_spearman_distance"]
+            weights.update(val_spearman_before=before, val_spearman_after=after)
+            log.info("distance weights: validation rho %.4f -> %.4f", before, after)
         net.eval()
         alpha = calibrate_alpha(net, *self.val, self.n_classes)
         net.alpha.fill_(alpha)
@@ -481,10 +490,12 @@ class EncoderTask(Task):
         return Model(card=card, module=net)
 
     def _fit_distance_weights(self, net) -> dict:
-        """Fit and fold the per-channel distance weights; their card entry."""
+        """Fit and fold the per-channel distance weights; their card entry.
+
+        The validation rho before and after is added by :meth:`finish`, which scores it.
+        """
         from ..nn.encoder import scale_features
 
-        before = _score(net, *self.val)["spearman_distance"]
         n = self.s.schedule.pairs_per_epoch
         net.eval()
         # the pairs of one epoch from the training blocks, drawn a few thousand at a time
@@ -495,8 +506,6 @@ class EncoderTask(Task):
         w = fit_distance_weights(net, draws, seed=self.seed)
         # the features carry the weight in the distance's kind: w|d| = |w d|, w d**2 = (w**0.5 d)**2
         scale_features(net, w if net.distance_kind == "l1" else w.sqrt())
-        after = _score(net, *self.val)["spearman_distance"]
-        log.info("distance weights: validation rho %.4f -> %.4f", before, after)
         return {
             "fit": f"one weight per feature channel, RankNet on the log distance of {n} training "
             "pairs with the trunk frozen (fit_distance_weights), folded into the network "
@@ -504,8 +513,6 @@ class EncoderTask(Task):
             "pairs": n,
             "min": float(w.min()),
             "max": float(w.max()),
-            "val_spearman_before": before,
-            "val_spearman_after": after,
         }
 
     def _card_args(self) -> dict:
