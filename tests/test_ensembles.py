@@ -132,15 +132,18 @@ def test_downscaler_spectral_weight_trains_and_is_recorded(models):
         fit_downscaler(ds, spectral_weight=-1.0, **kw)
 
 
-def _content_task(k: int, mode: str):
+def _content_task(k: int, mode: str, power: float = 1.0):
     """What FieldTask.content_loss reads: a nonlinear symmetric content loss D and its MSE."""
     from types import SimpleNamespace
 
+    def dims(per_input):
+        return (1, 2, 3) if per_input else None
+
     return SimpleNamespace(
-        content=lambda p, t, mse: mse + (p - t).abs().mean(),
-        mse=lambda p, t: (p - t).pow(2).mean(),
+        content=lambda p, t, mse, per_input=False: mse + (p - t).abs().mean(dim=dims(per_input)),
+        mse=lambda p, t, per_input=False: (p - t).pow(2).mean(dim=dims(per_input)),
         samples_per_input=k,
-        s=SimpleNamespace(ensemble=SimpleNamespace(ensemble_content=mode)),
+        s=SimpleNamespace(ensemble=SimpleNamespace(ensemble_content=mode, energy_power=power)),
     )
 
 
@@ -179,6 +182,111 @@ def test_energy_content_has_the_value_and_gradient_of_the_energy_score(k):
     torch.testing.assert_close(
         FieldTask.content_loss(l2, x, truth.repeat(k, 1, 1, 1)), mean_err - var / k
     )
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_energy_power_scores_each_input_with_the_root_of_its_loss(k):
+    """``energy_power=p``: mean over inputs of mean_i D_i(x_i, y)**p - mean_{i != j}
+    D(x_i, x_j)**p / 2, with D of each input on its own; value and gradient."""
+    from xatmodist.train._fields import FieldTask
+
+    g = torch.Generator().manual_seed(k)
+    b = 4
+    truth = torch.randn(b, 2, 6, 6, generator=g)
+    x = torch.randn(k * b, 2, 6, 6, generator=g, requires_grad=True)
+    got = FieldTask.content_loss(_content_task(k, "energy", 0.5), x, truth.repeat(k, 1, 1, 1))
+    (grad,) = torch.autograd.grad(got, x)
+
+    def d(p, t):  # one value per input
+        dim = (1, 2, 3)
+        return ((p - t).pow(2).mean(dim=dim) + (p - t).abs().mean(dim=dim) + 1e-12).sqrt()
+
+    xs = x.view(k, b, 2, 6, 6)
+    skill = sum(d(xs[i], truth) for i in range(k)) / k
+    pairs = [(i, j) for i in range(k) for j in range(k) if i != j]
+    spread = sum(d(xs[i], xs[j]) for i, j in pairs) / len(pairs)
+    want = (skill - 0.5 * spread).mean()
+    (want_grad,) = torch.autograd.grad(want, x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(grad, want_grad)
+    # two equal samples (noise paths at zero, as a fine-tune starts): a finite gradient
+    same = truth.repeat(k, 1, 1, 1).add(0.1).requires_grad_(True)
+    task = _content_task(k, "energy", 0.5)
+    (g0,) = torch.autograd.grad(FieldTask.content_loss(task, same, truth.repeat(k, 1, 1, 1)), same)
+    assert torch.isfinite(g0).all()
+
+
+def test_energy_power_one_half_prefers_the_right_spread_and_one_does_not():
+    """Why ``energy_power=0.5``: with the squared distance as D, the score of power 1 cannot
+    tell an ensemble of the truth's own spread from one collapsed onto its mean (both ~1 here);
+    the square root (the energy score of beta = 1) scores the right spread lower
+    (sqrt(2) - sqrt(2)/2 = 0.71 against 1)."""
+    from xatmodist.train._fields import FieldTask
+
+    g = torch.Generator().manual_seed(0)
+    b, k = 512, 2
+    truth = torch.randn(b, 2, 16, 16, generator=g).repeat(k, 1, 1, 1)
+    spread = torch.randn(k * b, 2, 16, 16, generator=g)  # the truth's distribution
+    collapsed = torch.zeros(k * b, 2, 16, 16)  # its mean
+    scores = {}
+    for p in (1.0, 0.5):
+        task = _content_task(k, "energy", p)
+        task.content = lambda a, t, mse, per_input=False: mse
+        scores[p] = [float(FieldTask.content_loss(task, x, truth)) for x in (spread, collapsed)]
+    assert scores[1.0][0] == pytest.approx(scores[1.0][1], abs=0.02)
+    assert scores[0.5][0] == pytest.approx(np.sqrt(0.5), abs=0.02)
+    assert scores[0.5][1] == pytest.approx(1.0, abs=0.02)
+
+
+def test_per_input_losses_average_to_the_batch_loss(tmp_path):
+    """The trainers' distances and MSEs per input: their mean is the batch value (equal-sized
+    holes for the inpainter), for the encoder's feature distance too; unequal holes weigh the
+    inputs alike, where the batch value weighs them by their size."""
+    from types import SimpleNamespace
+
+    from xatmodist.testing import tiny_encoder
+    from xatmodist.train.downscaler import DownscalerTask, _feature_distance
+    from xatmodist.train.inpainter import InpainterTask, _near_hole_distance
+
+    tiny_encoder(tmp_path / "enc")
+    enc = xatmodist.load_model(tmp_path / "enc")
+    g = torch.Generator().manual_seed(0)
+    c = len(enc.card.variables)
+    x, y = torch.randn(2, 4, c, 32, 32, generator=g)
+    mask = torch.zeros(4, 1, 32, 32)
+    mask[..., 8:16, 8:16] = 1  # the same number of feature cells see each input's hole
+    task = SimpleNamespace(std=torch.full((1, c, 1, 1), 2.0))
+    for batch, each in (
+        (_feature_distance(enc)(x, y), _feature_distance(enc)(x, y, per_input=True)),
+        (
+            _near_hole_distance(enc)(x, y, mask),
+            _near_hole_distance(enc)(x, y, mask, per_input=True),
+        ),
+        (DownscalerTask.mse(task, x, y), DownscalerTask.mse(task, x, y, per_input=True)),
+        (InpainterTask.mse(task, x, y, mask), InpainterTask.mse(task, x, y, mask, per_input=True)),
+    ):
+        assert each.shape == (4,)
+        torch.testing.assert_close(each.mean(), batch)
+    mask[0, ..., :4, :4] = 1  # a larger first hole
+    each = InpainterTask.mse(task, x, y, mask, per_input=True)
+    second = ((x[1] - y[1]) / 2)[..., 8:16, 8:16].pow(2).mean()
+    assert float(each[1]) == pytest.approx(float(second))
+
+
+def test_energy_power_is_recorded_and_checked(models):
+    ds = models["data"]
+    kw = dict(content_loss="l2", width=8, blocks=1, noise=2, seed=1, **FIELD)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = fit_downscaler(ds, init=models["det"], energy_power=0.5, **kw)
+    ens = m.card.training["ensemble"]
+    assert "D**0.5(x_i, y)" in ens["content"] and "per input" in ens["content"]
+    assert m.card.training["config"]["ensemble"]["energy_power"] == 0.5
+    plain = xatmodist.load_model(models["ens"]).card.training["ensemble"]["content"]
+    assert "**" not in plain and "per input" not in plain
+    for bad in (1.5, 0.0):
+        with pytest.raises(xatmodist.InputError, match="energy_power"):
+            fit_downscaler(ds, init=models["det"], energy_power=bad, **kw)
 
 
 def test_noise_paths_learn_at_their_own_rate():

@@ -55,14 +55,18 @@ class Content:
         dist = self.dist
         self.weights = measured_weights(self.enc, truth, baseline, lambda x, t: dist(x, t, *extra))
 
-    def __call__(self, pred, truth, mse, *extra):
-        """The loss of ``pred`` against ``truth`` given their ``mse`` (``extra``: a mask)."""
+    def __call__(self, pred, truth, mse, *extra, per_input: bool = False):
+        """The loss of ``pred`` against ``truth`` given their ``mse`` (``extra``: a mask).
+
+        ``per_input``: one loss per input (B,), ``mse`` then being one per input too.
+        """
         if self.enc is None:
             return mse
-        feat = balanced_distance(self.enc, self.dist, pred, truth, self.weights, *extra)
+        kw = {"per_input": True} if per_input else {}
+        feat = balanced_distance(self.enc, self.dist, pred, truth, self.weights, *extra, **kw)
         loss = float(self.enc.module.alpha) * feat + self.cfg.l2_weight * mse
         for alpha, d, idx in self.extra_terms:
-            loss = loss + alpha * d(pred[:, idx], truth[:, idx], *extra)
+            loss = loss + alpha * d(pred[:, idx], truth[:, idx], *extra, **kw)
         return loss
 
     def resolved(self) -> dict:
@@ -268,8 +272,8 @@ def fixed_weights(
     return w
 
 
-def balanced_distance(enc: Model, distance: Callable, pred, truth, weights, *extra):
-    """``distance(pred, truth, *extra)``, or its weighted per-variable sum if ``weights``.
+def balanced_distance(enc: Model, distance: Callable, pred, truth, weights, *extra, **kw):
+    """``distance(pred, truth, *extra, **kw)``, or its weighted per-variable sum if ``weights``.
 
     Per variable ``k``: ``distance`` of the truth with variable ``k`` from
     ``pred`` (the truth's features computed once and passed as ``ft=``);
@@ -278,11 +282,11 @@ def balanced_distance(enc: Model, distance: Callable, pred, truth, weights, *ext
     import torch
 
     if weights is None:
-        return distance(pred, truth, *extra)
+        return distance(pred, truth, *extra, **kw)
     with torch.no_grad():
         ft = enc.module.features(truth)
     return sum(
-        w * distance(swap_variable(truth, pred, k), truth, *extra, ft=ft)
+        w * distance(swap_variable(truth, pred, k), truth, *extra, ft=ft, **kw)
         for k, w in enumerate(weights)
         if w
     )

@@ -67,6 +67,12 @@ class FieldTask(Task):
             assert not missing.unexpected_keys, missing  # the args check above rules them out
             assert all(k.startswith("noise_in.") for k in missing.missing_keys), missing
         self.samples_per_input = int(s.ensemble.ensemble_samples) if self.noise else 1
+        if not float(s.ensemble.energy_power) <= 1.0:
+            raise InputError(
+                f"energy_power must be in (0, 1] (D**p is an energy score only then: 1 takes "
+                f"the content loss as it is, 0.5 a squared distance's norm); got "
+                f"{s.ensemble.energy_power!r}."
+            )
         self.std = self.net.std.view(1, -1, 1, 1)
         self.mean = self.net.mean.view(1, -1, 1, 1)
         adv = s.adversarial
@@ -180,23 +186,34 @@ class FieldTask(Task):
         (as :meth:`sampled` repeats them) and, with ``ensemble_content="energy"``, the loss
         is the energy score ``mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2``.
         """
-        loss = self.content(pred, truth, self.mse(pred, truth, *extra), *extra)
-        k = self.samples_per_input
-        if k == 1 or self.s.ensemble.ensemble_content == "each":
-            return loss
+        k, e = self.samples_per_input, self.s.ensemble
+        if k == 1 or e.ensemble_content == "each":
+            return self.content(pred, truth, self.mse(pred, truth, *extra), *extra)
+        power = float(e.energy_power)
+
+        def score(a, b):
+            if power == 1.0:  # the batch's content loss as it is
+                return self.content(a, b, self.mse(a, b, *extra), *extra)
+            d = self.content(a, b, self.mse(a, b, *extra, per_input=True), *extra, per_input=True)
+            # + a tiny constant: D**p has an infinite slope at 0 (two samples start out equal)
+            return (d + 1e-12).pow(power).mean()
+
+        loss = score(pred, truth)
         n = len(pred) // k
         # every ordered pair (i, j) of samples of one input: the stack rolled by s inputs' worth
         spread = 0.0
         for s in range(1, k):
-            other = pred.roll(s * n, dims=0).detach()
-            spread = spread + self.content(pred, other, self.mse(pred, other, *extra), *extra)
+            spread = spread + score(pred, pred.roll(s * n, dims=0).detach())
         spread = spread / (k - 1)
         # D(x_i, x_j) with x_j held fixed carries half the gradient of the symmetric D over the
         # ordered pairs; the second term doubles the gradient and adds nothing to the value
         return loss - 0.5 * spread - 0.5 * (spread - spread.detach())
 
-    def mse(self, pred, truth, *extra):
-        """Mean squared z-scored error of ``pred`` (over the inpainter's hole: ``extra``)."""
+    def mse(self, pred, truth, *extra, per_input: bool = False):
+        """Mean squared z-scored error of ``pred`` (over the inpainter's hole: ``extra``).
+
+        ``per_input``: one value per input (B,) instead of the batch's.
+        """
         raise NotImplementedError
 
     def ensemble_loss(self, samples, truth):
@@ -215,13 +232,15 @@ class FieldTask(Task):
         if not self.noise:
             return None
         e = self.s.ensemble
+        p = float(e.energy_power)
+        d = "D" if p == 1.0 else f"D**{p:g}"
         return {
             "noise_maps": self.noise,
             "samples_per_input": self.samples_per_input,
             "crps_weight": float(e.crps_weight),
             "content": (
-                "energy score of the content loss D: mean_i D(x_i, y) - "
-                "mean_(i != j) D(x_i, x_j) / 2"
+                f"energy score of the content loss D: mean_i {d}(x_i, y) - "
+                f"mean_(i != j) {d}(x_i, x_j) / 2" + ("" if p == 1.0 else ", D per input")
                 if e.ensemble_content == "energy"
                 else "mean_i D(x_i, y): every sample on its own"
             ),

@@ -367,12 +367,24 @@ class Ensemble:
     """
     ensemble_content: str = opt("energy", {"choices": ["energy", "each"]})
     """How the content loss (and its l2 share) judges the samples.  ``"energy"``: as an energy
-    score, ``mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2`` with ``D`` the content loss, so
-    it rewards samples near the truth *and* apart from each other (for the l2 share this is the
-    squared error of the ensemble mean: the samples' variance costs nothing).  ``"each"``:
+    score, ``mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2`` with ``D`` the content loss (raised
+    to ``energy_power``), so it rewards samples near the truth *and* apart from each other (for a
+    squared distance at ``energy_power=1``, e.g. the l2 share, this is the squared error of the
+    ensemble mean: the samples' variance costs nothing).  ``"each"``:
     ``mean_i D(x_i, y)``, every sample on its own, which rewards samples that all equal the
     conditional mean; the CRPS term alone then has to hold the spread up (models trained so were
     3-10x too narrow: spread/skill 0.1-0.4).
+    """
+    energy_power: float = opt(1.0, low=0.0)
+    """With ``ensemble_content="energy"``, ``D`` enters the energy score as ``D**energy_power``, per
+    input (``0 < energy_power <= 1``).  1: the content loss itself, averaged over the batch.  For a
+    squared distance (the l2 share; an encoder of ``distance="squared"``) that score is the
+    squared distance of the ensemble *mean* from the truth (of the mean feature vector, for the
+    encoder): the samples' spread neither costs nor gains anything, and only the CRPS and GAN terms
+    shape it.  0.5 turns a squared distance into a norm, ``||x - y||``: the energy score of
+    Gneiting & Raftery (2007) with beta = 1, strictly proper, so it rewards samples that are each
+    as far from one another as from the truth, in the distance's own terms (for the encoder:
+    samples whose features spread as the truth's would).
     """
     noise_lr_scale: float = opt(10.0, low=0.0)
     """The noise paths learn at ``lr`` times this.  They start at zero, and their gradients,

@@ -90,9 +90,9 @@ class DownscalerTask(FieldTask):
             base = F.interpolate(coarsen(truth, f), scale_factor=f, mode="bicubic")
             self.content.balance(truth, base)
 
-    def mse(self, pred, truth):
-        """Mean squared z-scored error."""
-        return ((pred - truth) / self.std).pow(2).mean()
+    def mse(self, pred, truth, per_input: bool = False):
+        """Mean squared z-scored error (of each input: ``per_input``)."""
+        return ((pred - truth) / self.std).pow(2).mean(dim=(1, 2, 3) if per_input else None)
 
     def distance(self, enc):
         """The encoder's feature distance of two patches."""
@@ -178,17 +178,18 @@ def noise_args(a) -> dict:
 
 
 def _feature_distance(enc: Model):
-    """``dist(x, truth[, f_truth])``: the encoder's uncalibrated feature distance.
+    """``dist(x, truth[, f_truth], per_input=False)``: the encoder's uncalibrated feature distance.
 
     The mean squared or absolute feature difference over the patch, as the
-    encoder's card says.
+    encoder's card says (over the batch, or of each input: ``per_input``).
     """
     import torch
 
-    def dist(x, truth, ft=None):
+    def dist(x, truth, ft=None, per_input=False):
         if ft is None:
             with torch.no_grad():
                 ft = enc.module.features(truth)
-        return enc.module.feature_distance(enc.module.features(x), ft, dim=None)
+        dim = (1, 2, 3) if per_input else None
+        return enc.module.feature_distance(enc.module.features(x), ft, dim=dim)
 
     return dist

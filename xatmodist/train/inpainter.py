@@ -12,13 +12,17 @@ __all__ = ["fit_inpainter"]
 
 
 def _near_hole_distance(enc):
-    """``dist(x, truth, mask[, f_truth])``: feature distance over the cells that see the hole."""
+    """``dist(x, truth, mask[, f_truth], per_input=False)``: feature distance near the hole.
+
+    The mean over the feature cells that see the hole, of the batch or of each
+    input (``per_input``).
+    """
     import torch
     import torch.nn.functional as F
 
     net = enc.module
 
-    def dist(x, truth, mask, ft=None):
+    def dist(x, truth, mask, ft=None, per_input=False):
         if ft is None:
             with torch.no_grad():
                 ft = net.features(truth)
@@ -27,7 +31,8 @@ def _near_hole_distance(enc):
         # feature cells whose receptive field reaches into the hole
         w = F.max_pool2d(F.max_pool2d(mask, r), 3, stride=1, padding=1)
         d = net.feature_distance(fp, ft, dim=1, keepdim=True)
-        return (d * w).sum() / w.sum().clamp(min=1.0)
+        dim = (1, 2, 3) if per_input else None
+        return (d * w).sum(dim=dim) / w.sum(dim=dim).clamp(min=1.0)
 
     return dist
 
@@ -115,10 +120,11 @@ class InpainterTask(FieldTask):
         """The encoder's feature distance near the hole."""
         return _near_hole_distance(enc)
 
-    def mse(self, pred, truth, mask):
-        """Mean squared z-scored error over the holes."""
-        n_hole = mask.sum().clamp(min=1.0) * pred.shape[1]
-        return (((pred - truth) / self.std).pow(2) * mask).sum() / n_hole
+    def mse(self, pred, truth, mask, per_input: bool = False):
+        """Mean squared z-scored error over the holes (of each input: ``per_input``)."""
+        dim = (1, 2, 3) if per_input else None
+        n_hole = mask.sum(dim=dim).clamp(min=1.0) * pred.shape[1]
+        return (((pred - truth) / self.std).pow(2) * mask).sum(dim=dim) / n_hole
 
     def resolved(self) -> dict:
         """The hole sizes as integers."""
