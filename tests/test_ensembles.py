@@ -115,6 +115,45 @@ def test_spectral_term_is_the_band_log_power_ratio():
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
+def test_spread_term_compares_the_spread_spectrum_with_the_error_spectrum():
+    """``spread_mismatch``: about 0 for members exchangeable with the truth; ln of the ratio for
+    a narrow ensemble; bounded for members that agree; only the spread gets a gradient."""
+    from xatmodist.train.downscaler import spread_mismatch
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(64, 2, 8, 64, generator=g)
+    members = torch.randn(3, 64, 2, 8, 64, generator=g)  # the truth's own distribution
+    assert float(spread_mismatch(members, truth, 4)) < 0.05
+    # spread power 2 * 0.09 against error power 0.09 + 1: ln(1.09 / 0.18)
+    narrow = 0.3 * members
+    assert float(spread_mismatch(narrow, truth, 4)) == pytest.approx(np.log(1.09 / 0.18), abs=0.05)
+    assert float(spread_mismatch(torch.zeros_like(members), truth, 4)) == pytest.approx(
+        np.log(1e3), rel=1e-4
+    )
+    # noise at the grid scale only (above the band): no spread in the band, as collapsed
+    high = torch.fft.rfft(members, dim=-1)
+    high[..., :17] = 0
+    grid = torch.fft.irfft(high, n=64, dim=-1)
+    assert float(spread_mismatch(grid, truth, 4)) > 0.5 * np.log(1e3)
+    x = narrow.clone().requires_grad_(True)
+    y = truth.clone().requires_grad_(True)
+    spread_mismatch(x, y, 4).backward()
+    assert float(x.grad.abs().sum()) > 0 and y.grad is None
+
+
+def test_spread_spectral_weight_is_recorded_and_needs_a_sampling_model(models):
+    ds = models["data"]
+    kw = dict(content_loss="l2", width=8, blocks=1, seed=1, **FIELD)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = fit_downscaler(ds, init=models["det"], noise=2, spread_spectral_weight=1.0, **kw)
+    entry = m.card.training["spread_spectral"]
+    assert entry["weight"] == 1.0 and "ln P(x_i - x_j)" in entry["term"]
+    assert "spread_spectral" not in xatmodist.load_model(models["ens"]).card.training
+    with pytest.raises(xatmodist.InputError, match="deterministic"):
+        fit_downscaler(ds, spread_spectral_weight=1.0, **kw)
+
+
 def test_downscaler_spectral_weight_trains_and_is_recorded(models):
     ds = models["data"]
     kw = dict(content_loss="l2", width=8, blocks=1, seed=0, **FIELD)

@@ -587,6 +587,15 @@ class _DownscalerLoss(ContentLoss):
     truth; this term judges the statistics of all outputs (too smooth, or too much fine-scale
     noise).  0: off.
     """
+    spread_spectral_weight: float = opt(0.0)
+    """A sampling model's spectral calibration: weight of ``mean_(c, k) |ln P(x_i - x_j) - ln
+    P(x_i - y)|`` over the same band, ``P`` as for ``spectral_weight``, over every pair of samples
+    ``x_i != x_j`` of an input and every sample's error against the truth ``y`` (held fixed: only
+    the spread moves).  The truth is exchangeable with the members of a calibrated ensemble, so
+    the two spectra agree: the spread-skill ratio, per wavenumber.  The pointwise CRPS cannot tell
+    at which scales the samples differ; this term can (noise at the grid scale instead of the
+    band's scales).  Needs ``noise > 0``; 0: off.
+    """
 
 
 @dataclass(kw_only=True)

@@ -7,7 +7,7 @@ from ..zoo import Model
 from ._common import document, train
 from ._fields import FieldTask
 
-__all__ = ["fit_downscaler", "coarsen", "spectral_mismatch", "zonal_power"]
+__all__ = ["fit_downscaler", "coarsen", "spectral_mismatch", "spread_mismatch", "zonal_power"]
 
 
 def coarsen(x, factor: int):
@@ -76,6 +76,12 @@ class DownscalerTask(FieldTask):
                 f"noise_steps={ns!r} needs a sampling model (noise > 0; got noise={a.noise}) "
                 f"and a value from 1 to {steps} (the 2x steps of factor={f}); or leave it None."
             )
+        if s.loss.spread_spectral_weight and not a.noise:
+            raise InputError(
+                f"spread_spectral_weight={s.loss.spread_spectral_weight!r} calibrates the spread "
+                "of a sampling model's samples; this one is deterministic (noise=0). Pass "
+                "noise > 0 (e.g. noise=4), or leave spread_spectral_weight at 0."
+            )
         if p > src.nlat:
             raise InputError(f"patch_size={p} exceeds the {src.nlat} latitudes of the grid.")
         self.network = Downscaler
@@ -115,6 +121,10 @@ class DownscalerTask(FieldTask):
             loss = loss + self.ensemble_loss(pred.view(k, *one.shape), one)
         if self.s.loss.spectral_weight:
             loss = loss + self.s.loss.spectral_weight * self.spectral_loss(pred, one)
+        if self.s.loss.spread_spectral_weight:
+            z = (pred / self.std).view(k, *one.shape)
+            term = spread_mismatch(z, one / self.std, self.args["factor"])
+            loss = loss + self.s.loss.spread_spectral_weight * term
         return loss + self.gan_loss(truth, pred)
 
     def spectral_loss(self, pred, truth):
@@ -136,6 +146,12 @@ class DownscalerTask(FieldTask):
                 "term": "mean |ln P_out - ln P_truth| of the batch-mean, Hann-windowed zonal "
                 f"power spectra of z-scored fields, wavenumbers W / {2 * f} < k < W / {f} of "
                 "the patch (the octave above the coarse grid's Nyquist)",
+            }
+        if self.s.loss.spread_spectral_weight:
+            training["spread_spectral"] = {
+                "weight": float(self.s.loss.spread_spectral_weight),
+                "term": "mean |ln P(x_i - x_j) - ln P(x_i - y)| over pairs of samples and "
+                "their errors (held fixed), P and the band as the spectral term's",
             }
         return {"factor": f, "training": training}
 
@@ -164,12 +180,35 @@ def spectral_mismatch(pred, truth, factor: int, eps: float = 1e-12):
     """
     import torch
 
-    w = pred.shape[-1]
-    band = slice(w // (2 * factor) + 1, -(-w // factor))  # k0 <= k < W / factor
+    band = _band(pred.shape[-1], factor)
     lp = torch.log(zonal_power(pred)[:, band] + eps)
     with torch.no_grad():
         lt = torch.log(zonal_power(truth)[:, band] + eps)
     return (lp - lt).abs().mean()
+
+
+def spread_mismatch(samples, truth, factor: int, floor: float = 1e-3):
+    """``mean |ln P(x_i - x_j) - ln P(x_i - y)|`` over the band of :func:`spectral_mismatch`.
+
+    ``samples``: (K, B, C, H, W) z-scored samples of ``truth`` (B, C, H, W), K >= 2;
+    ``P(x_i - x_j)``: the power of the differences of every pair of samples,
+    ``P(x_i - y)``: of every sample's error, held fixed.  0 in expectation for an
+    ensemble whose members are exchangeable with the truth.  ``floor`` x the
+    error's power is added to the spread's, so that samples that (nearly) agree,
+    as when a fine-tune starts, give a bounded value and slope.
+    """
+    import torch
+
+    k, band = samples.shape[0], _band(samples.shape[-1], factor)
+    diffs = torch.cat([samples[i] - samples[j] for i in range(k) for j in range(i + 1, k)])
+    with torch.no_grad():
+        pe = zonal_power((samples - truth).flatten(0, 1))[:, band]
+    return (torch.log(zonal_power(diffs)[:, band] + floor * pe) - torch.log(pe)).abs().mean()
+
+
+def _band(w: int, factor: int) -> slice:
+    """Zonal wavenumbers ``W / (2 factor) < k < W / factor`` of an rfft of length ``w``."""
+    return slice(w // (2 * factor) + 1, -(-w // factor))
 
 
 def noise_args(a) -> dict:
