@@ -5,6 +5,12 @@ recipes/atmodist-swe-vd.toml``, simulated its held-out runs into
 ``data/swe_100000_16.zarr``)::
 
     python -m benchmarks.eval_downscaling [--update-cards] [--figure docs/images/downscaling.png]
+    python -m benchmarks.eval_downscaling --ensembles [--update-cards] [--spectra]
+    python -m benchmarks.eval_downscaling --ensembles --ensemble-models atmodist-ens=DIR l2-ens=DIR
+
+The second form scores the sampling downscalers (CRPS, spread-skill, ranks,
+members' spectra; ``--spectra`` adds the per-wavenumber ratios of
+:func:`spectral_calibration`); the third a trial's models in their folders.
 
 Fields: vorticity and divergence of the 16 held-out simulator runs (seeds
 100000..100015, never used in training), every 8th time step, block-mean
@@ -163,6 +169,42 @@ def ensemble_scores(members: xr.Dataset, truth: xr.Dataset, edges, band) -> dict
     return out
 
 
+#: zonal wavenumbers of the per-wavenumber table (``--spectra``)
+SPECTRA_K = (4, 8, 12, 16, 20, 24, 28, 31)
+
+
+def spectral_calibration(members: xr.DataArray, truth: xr.DataArray) -> dict:
+    """Per zonal wavenumber (rows 70S..70N, Hann window), ratios that locate an ensemble's errors.
+
+    ``members`` (a ``member`` dim) and ``truth`` of one variable.  ``member``: the
+    members' mean power / the truth's; ``mean``: the ensemble mean's / the truth's;
+    ``error``: the power of the mean's error / the truth's; ``spread_error``: the
+    spread's power (members minus their mean, x (M + 1) / (M - 1): the unbiased
+    variance and the finite ensemble's factor of ``spread_skill``) / the mean's
+    error's, 1 at every wavenumber for a calibrated ensemble.  Lists over
+    wavenumbers 0..nlon/2.
+    """
+
+    def power(x: np.ndarray) -> np.ndarray:
+        f = np.fft.rfft(x * np.hanning(x.shape[-1]), axis=-1)
+        return (np.abs(f) ** 2).reshape(-1, f.shape[-1]).mean(axis=0)
+
+    rows = ((truth.lat <= 70) & (truth.lat >= -70)).values
+    e = members.transpose("member", *truth.dims).values[..., rows, :].astype(np.float64)
+    t = truth.values[..., rows, :].astype(np.float64)
+    m, mean = e.shape[0], e.mean(axis=0)
+    pt = power(t)
+    pm = np.mean([power(x) for x in e], axis=0)
+    pe = power(mean - t)
+    ps = np.mean([power(x - mean) for x in e], axis=0) * (m + 1) / (m - 1)
+    return {
+        "member": (pm / pt).tolist(),
+        "mean": (power(mean) / pt).tolist(),
+        "error": (pe / pt).tolist(),
+        "spread_error": (ps / pe).tolist(),
+    }
+
+
 def evaluate_ensembles(path: str, stride: int = 8, members: int = MEMBERS, seed: int = 0):
     """:func:`ensemble_scores` of each of ``ENSEMBLES`` beside the deterministic models' MAE.
 
@@ -272,7 +314,24 @@ def main() -> None:
         "--ensembles", action="store_true", help="evaluate the generators that sample instead"
     )
     p.add_argument("--members", type=int, default=MEMBERS)
+    p.add_argument(
+        "--ensemble-models",
+        nargs="*",
+        default=None,
+        metavar="LABEL=MODEL",
+        help="--ensembles: these models (names or folders, e.g. a trial's) instead of the zoo's",
+    )
+    p.add_argument(
+        "--spectra",
+        action="store_true",
+        help="--ensembles: also the per-wavenumber member, mean, error and spread/error ratios",
+    )
     args = p.parse_args()
+    if args.ensemble_models is not None:
+        if not args.ensembles or args.update_cards:
+            p.error("--ensemble-models goes with --ensembles and without --update-cards")
+        ENSEMBLES.clear()
+        ENSEMBLES.update(e.split("=", 1) for e in args.ensemble_models)
     if args.ensembles:
         ensembles_main(args)
         return
@@ -329,6 +388,14 @@ def ensembles_main(args) -> None:
                 f"{'':<14} {n:<4} rank histogram "
                 + " ".join(f"{x:.3f}" for x in r["rank_histogram"])
             )
+    if args.spectra:
+        print(f"per zonal wavenumber (70S..70N): {' '.join(f'{k:6d}' for k in SPECTRA_K)}")
+        for key in ENSEMBLES:
+            for n in ("vo", "d"):
+                r = res[key][n]["spectra"] = spectral_calibration(preds[key][n], preds["truth"][n])
+                for row, x in r.items():
+                    label = f"{key} {n} {row}"
+                    print(f"{label:<34} " + " ".join(f"{x[k]:6.2f}" for k in SPECTRA_K))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.figure:

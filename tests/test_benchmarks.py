@@ -132,6 +132,36 @@ def test_ensemble_scores_of_a_calibrated_and_a_collapsed_ensemble():
     assert hist[0] + hist[-1] == pytest.approx(1.0)
 
 
+def test_spectral_calibration_locates_spread_and_excess_power():
+    """``spectral_calibration``: members exchangeable with the truth have the truth's power and a
+    spread equal to the mean's error at every wavenumber; grid-scale noise added to the truth
+    shows as excess member power and an over-dispersed spread only where it lives."""
+    import numpy as np
+    import xarray as xr
+
+    from benchmarks.eval_downscaling import spectral_calibration
+
+    rng = np.random.default_rng(0)
+    lat = np.linspace(87, -87, 32)
+    dims = ("time", "lat", "lon")
+    truth = xr.DataArray(rng.standard_normal((40, 32, 64)), dims=dims, coords={"lat": lat})
+    members = xr.DataArray(
+        rng.standard_normal((8, 40, 32, 64)), dims=("member",) + dims, coords={"lat": lat}
+    )
+    r = spectral_calibration(members, truth)
+    assert len(r["member"]) == 33
+    np.testing.assert_allclose(r["member"][1:-1], 1, atol=0.1)
+    np.testing.assert_allclose(r["spread_error"][1:-1], 1, atol=0.15)
+    spec = np.fft.rfft(rng.standard_normal((8, 40, 32, 64)), axis=-1)
+    spec[..., :24] = 0  # noise at wavenumbers 24..32 only
+    noisy = truth + xr.DataArray(np.fft.irfft(spec, n=64, axis=-1), dims=("member",) + dims)
+    r = spectral_calibration(noisy, truth)
+    np.testing.assert_allclose(r["member"][1:20], 1, atol=0.01)
+    assert max(r["error"][1:20]) < 1e-3 and min(r["member"][26:32]) > 1.5
+    # the truth sits at the members' centre there: spread (M + 1) x the mean's error, not 1
+    assert min(r["spread_error"][26:32]) > 5
+
+
 def test_content_step_and_ensemble_rows():
     """Issue 23's step-cost target against v4 and issue 24's ensemble-cost target."""
     step = {"seconds_per_step": 0.2, "v4_over_this": 1.2}
