@@ -135,6 +135,9 @@ def test_spread_term_compares_the_spread_spectrum_with_the_error_spectrum():
     high[..., :17] = 0
     grid = torch.fft.irfft(high, n=64, dim=-1)
     assert float(spread_mismatch(grid, truth, 4)) > 0.5 * np.log(1e3)
+    assert float(spread_mismatch(truth.expand(3, *truth.shape), truth, 4)) == pytest.approx(
+        np.log(1e3), rel=1e-4
+    )  # samples that are the truth: no spread, and no error to divide by (finite)
     x = narrow.clone().requires_grad_(True)
     y = truth.clone().requires_grad_(True)
     spread_mismatch(x, y, 4).backward()

@@ -184,7 +184,8 @@ class FieldTask(Task):
 
         For a sampling model ``pred`` stacks ``samples_per_input`` samples of every input
         (as :meth:`sampled` repeats them) and, with ``ensemble_content="energy"``, the loss
-        is the energy score ``mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2``.
+        is the energy score ``mean_i D(x_i, y) - mean_{i != j} D(x_i, x_j) / 2``; with
+        ``energy_power`` p < 1, of ``D**p``, ``D`` taken per input and the score averaged.
         """
         k, e = self.samples_per_input, self.s.ensemble
         if k == 1 or e.ensemble_content == "each":

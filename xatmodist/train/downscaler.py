@@ -201,8 +201,8 @@ def spread_mismatch(samples, truth, factor: int, floor: float = 1e-3):
 
     k, band = samples.shape[0], _band(samples.shape[-1], factor)
     diffs = torch.cat([samples[i] - samples[j] for i in range(k) for j in range(i + 1, k)])
-    with torch.no_grad():
-        pe = zonal_power((samples - truth).flatten(0, 1))[:, band]
+    with torch.no_grad():  # (+ a tiny constant: samples that are the truth)
+        pe = zonal_power((samples - truth).flatten(0, 1))[:, band] + 1e-12
     return (torch.log(zonal_power(diffs)[:, band] + floor * pe) - torch.log(pe)).abs().mean()
 
 
