@@ -174,34 +174,29 @@ SPECTRA_K = (4, 8, 12, 16, 20, 24, 28, 31)
 
 
 def spectral_calibration(members: xr.DataArray, truth: xr.DataArray) -> dict:
-    """Per zonal wavenumber (rows 70S..70N, Hann window), ratios that locate an ensemble's errors.
+    """Per zonal wavenumber, ratios that locate an ensemble's errors (rows 70S..70N).
 
-    ``members`` (a ``member`` dim) and ``truth`` of one variable.  ``member``: the
-    members' mean power / the truth's; ``mean``: the ensemble mean's / the truth's;
-    ``error``: the power of the mean's error / the truth's; ``spread_error``: the
-    spread's power (members minus their mean, x (M + 1) / (M - 1): the unbiased
-    variance and the finite ensemble's factor of ``spread_skill``) / the mean's
-    error's, 1 at every wavenumber for a calibrated ensemble.  Lists over
-    wavenumbers 0..nlon/2.
+    ``members`` (a ``member`` dim) and ``truth`` of one variable; spectra from
+    :func:`xatmodist.metrics.zonal_power_spectrum`, as the band spectral error's,
+    averaged over every other dim.  ``member``: the members' power / the truth's;
+    ``mean``: the ensemble mean's / the truth's; ``error``: the power of the mean's
+    error / the truth's; ``spread_error``: the spread's power (members minus their
+    mean, x (M + 1) / (M - 1): the unbiased variance and the finite ensemble's
+    factor of ``spread_skill``) / the mean's error's, 1 at every wavenumber for a
+    calibrated ensemble.  Lists over wavenumbers 0..nlon/2.
     """
 
-    def power(x: np.ndarray) -> np.ndarray:
-        f = np.fft.rfft(x * np.hanning(x.shape[-1]), axis=-1)
-        return (np.abs(f) ** 2).reshape(-1, f.shape[-1]).mean(axis=0)
+    def power(x: xr.DataArray) -> np.ndarray:
+        s = metrics.zonal_power_spectrum(x.sel(lat=slice(70, -70)))
+        return s.mean([d for d in s.dims if d != "zonal_wavenumber"]).values
 
-    rows = ((truth.lat <= 70) & (truth.lat >= -70)).values
-    e = members.transpose("member", *truth.dims).values[..., rows, :].astype(np.float64)
-    t = truth.values[..., rows, :].astype(np.float64)
-    m, mean = e.shape[0], e.mean(axis=0)
-    pt = power(t)
-    pm = np.mean([power(x) for x in e], axis=0)
-    pe = power(mean - t)
-    ps = np.mean([power(x - mean) for x in e], axis=0) * (m + 1) / (m - 1)
+    m, mean = members.sizes["member"], members.mean("member")
+    pt, pe = power(truth), power(mean - truth)
     return {
-        "member": (pm / pt).tolist(),
+        "member": (power(members) / pt).tolist(),
         "mean": (power(mean) / pt).tolist(),
         "error": (pe / pt).tolist(),
-        "spread_error": (ps / pe).tolist(),
+        "spread_error": (power(members - mean) * (m + 1) / (m - 1) / pe).tolist(),
     }
 
 

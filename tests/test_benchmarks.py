@@ -142,11 +142,11 @@ def test_spectral_calibration_locates_spread_and_excess_power():
     from benchmarks.eval_downscaling import spectral_calibration
 
     rng = np.random.default_rng(0)
-    lat = np.linspace(87, -87, 32)
+    grid = {"lat": np.linspace(87, -87, 32), "lon": np.arange(64) * 5.625}
     dims = ("time", "lat", "lon")
-    truth = xr.DataArray(rng.standard_normal((40, 32, 64)), dims=dims, coords={"lat": lat})
+    truth = xr.DataArray(rng.standard_normal((40, 32, 64)), dims=dims, coords=grid)
     members = xr.DataArray(
-        rng.standard_normal((8, 40, 32, 64)), dims=("member",) + dims, coords={"lat": lat}
+        rng.standard_normal((8, 40, 32, 64)), dims=("member",) + dims, coords=grid
     )
     r = spectral_calibration(members, truth)
     assert len(r["member"]) == 33
@@ -154,7 +154,9 @@ def test_spectral_calibration_locates_spread_and_excess_power():
     np.testing.assert_allclose(r["spread_error"][1:-1], 1, atol=0.15)
     spec = np.fft.rfft(rng.standard_normal((8, 40, 32, 64)), axis=-1)
     spec[..., :24] = 0  # noise at wavenumbers 24..32 only
-    noisy = truth + xr.DataArray(np.fft.irfft(spec, n=64, axis=-1), dims=("member",) + dims)
+    noisy = truth + xr.DataArray(
+        np.fft.irfft(spec, n=64, axis=-1), dims=("member",) + dims, coords=grid
+    )
     r = spectral_calibration(noisy, truth)
     np.testing.assert_allclose(r["member"][1:20], 1, atol=0.01)
     assert max(r["error"][1:20]) < 1e-3 and min(r["member"][26:32]) > 1.5
