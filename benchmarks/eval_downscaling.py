@@ -41,6 +41,8 @@ import xarray as xr
 import xatmodist
 from xatmodist import metrics
 
+from ._cli import add_ensemble_models, apply_ensemble_models
+
 MODELS = {
     "l2": "downscale-swe-vd-x4-l2",
     "atmodist": "downscale-swe-vd-x4",
@@ -309,24 +311,14 @@ def main() -> None:
         "--ensembles", action="store_true", help="evaluate the generators that sample instead"
     )
     p.add_argument("--members", type=int, default=MEMBERS)
-    p.add_argument(
-        "--ensemble-models",
-        nargs="*",
-        default=None,
-        metavar="LABEL=MODEL",
-        help="--ensembles: these models (names or folders, e.g. a trial's) instead of the zoo's",
-    )
+    add_ensemble_models(p)
     p.add_argument(
         "--spectra",
         action="store_true",
         help="--ensembles: also the per-wavenumber member, mean, error and spread/error ratios",
     )
     args = p.parse_args()
-    if args.ensemble_models is not None:
-        if not args.ensembles or args.update_cards:
-            p.error("--ensemble-models goes with --ensembles and without --update-cards")
-        ENSEMBLES.clear()
-        ENSEMBLES.update(e.split("=", 1) for e in args.ensemble_models)
+    apply_ensemble_models(p, args, ENSEMBLES)
     if args.ensembles:
         ensembles_main(args)
         return

@@ -5,6 +5,11 @@ recipes/atmodist-swe-vd.toml``, simulated its held-out runs into
 ``data/swe_100000_16.zarr``)::
 
     python -m benchmarks.eval_inpainting [--update-cards] [--figure docs/images/inpainting.png]
+    python -m benchmarks.eval_inpainting --ensembles [--update-cards]
+    python -m benchmarks.eval_inpainting --ensembles --ensemble-models atmodist-ens=DIR l2-ens=DIR
+
+The second form scores the sampling inpainters (CRPS, spread-skill, ranks,
+members' spectra); the third a trial's models in their folders.
 
 Fields: vorticity and divergence of the 16 held-out simulator runs (seeds
 100000..100015, never used in training), every 8th time step (160 fields).
@@ -47,6 +52,8 @@ from scipy import sparse
 from scipy.sparse.linalg import spsolve
 
 import xatmodist
+
+from ._cli import add_ensemble_models, apply_ensemble_models
 
 MODELS = {"l2": "inpaint-swe-vd-l2", "atmodist": "inpaint-swe-vd"}
 #: the encoder of the atmodist_distance column (the one the AtmoDist inpainter was trained with)
@@ -378,7 +385,9 @@ def main() -> None:
         "--ensembles", action="store_true", help="evaluate the generators that sample instead"
     )
     p.add_argument("--members", type=int, default=MEMBERS)
+    add_ensemble_models(p)
     args = p.parse_args()
+    apply_ensemble_models(p, args, ENSEMBLES)
     if args.ensembles:
         ensembles_main(args)
         return

@@ -186,3 +186,33 @@ def test_content_step_and_ensemble_rows():
     assert rows["inpainter step, AtmoDist loss of enc (default) vs of v4"]["met"] is False
     ens = rows["ens: 8 members vs 8 single passes"]
     assert ens["target"] == "≤ 1.1" and ens["met"] is True
+
+
+def test_ensemble_models_option_of_both_evaluation_scripts():
+    """``--ensemble-models LABEL=MODEL``: replaces the scored table; refused without
+    ``--ensembles``, with ``--update-cards`` and for entries that are not LABEL=MODEL."""
+    import argparse
+
+    from benchmarks._cli import add_ensemble_models, apply_ensemble_models
+
+    def parse(*argv):
+        p = argparse.ArgumentParser()
+        p.add_argument("--ensembles", action="store_true")
+        p.add_argument("--update-cards", action="store_true")
+        add_ensemble_models(p)
+        table = {"atmodist-ens": "zoo-a", "l2-ens": "zoo-b"}
+        apply_ensemble_models(p, p.parse_args(argv), table)
+        return table
+
+    assert parse("--ensembles") == {"atmodist-ens": "zoo-a", "l2-ens": "zoo-b"}
+    got = parse("--ensembles", "--ensemble-models", "a=data/t/m=1", "b=x")
+    assert got == {"a": "data/t/m=1", "b": "x"}
+    for argv in (
+        ("--ensemble-models", "a=x"),
+        ("--ensembles", "--update-cards", "--ensemble-models", "a=x"),
+        ("--ensembles", "--ensemble-models", "just-a-folder"),
+        ("--ensembles", "--ensemble-models", "=x"),
+        ("--ensembles", "--ensemble-models"),
+    ):
+        with pytest.raises(SystemExit):
+            parse(*argv)
