@@ -5,12 +5,15 @@ recipes/atmodist-swe-vd.toml``, simulated its held-out runs into
 ``data/swe_100000_16.zarr``)::
 
     python -m benchmarks.eval_downscaling [--update-cards] [--figure docs/images/downscaling.png]
+    python -m benchmarks.eval_downscaling --spectra
     python -m benchmarks.eval_downscaling --ensembles [--update-cards] [--spectra]
     python -m benchmarks.eval_downscaling --ensembles --ensemble-models atmodist-ens=DIR l2-ens=DIR
 
-The second form scores the sampling downscalers (CRPS, spread-skill, ranks,
-members' spectra; ``--spectra`` adds the per-wavenumber ratios of
-:func:`spectral_calibration`); the third a trial's models in their folders.
+The second form adds each model's power over the truth's per zonal wavenumber
+(:func:`power_ratio`); the third scores the sampling downscalers (CRPS,
+spread-skill, ranks, members' spectra; ``--spectra`` adds the per-wavenumber
+ratios of :func:`spectral_calibration`); the fourth a trial's models in their
+folders.
 
 Fields: vorticity and divergence of the 16 held-out simulator runs (seeds
 100000..100015, never used in training), every 8th time step, block-mean
@@ -175,6 +178,21 @@ def ensemble_scores(members: xr.Dataset, truth: xr.Dataset, edges, band) -> dict
 SPECTRA_K = (4, 8, 12, 16, 20, 24, 28, 31)
 
 
+def _zonal_power(x: xr.DataArray) -> np.ndarray:
+    """Zonal power spectrum of ``x``'s rows 70S..70N, averaged over every other dim."""
+    s = metrics.zonal_power_spectrum(x.sel(lat=slice(70, -70)))
+    return s.mean([d for d in s.dims if d != "zonal_wavenumber"]).values
+
+
+def power_ratio(pred: xr.DataArray, truth: xr.DataArray) -> list[float]:
+    """Per zonal wavenumber (0..nlon/2), ``pred``'s power over ``truth``'s (rows 70S..70N).
+
+    The spectra of :func:`spectral_calibration`; a deterministic model's
+    counterpart of its ``member`` row.
+    """
+    return (_zonal_power(pred) / _zonal_power(truth)).tolist()
+
+
 def spectral_calibration(members: xr.DataArray, truth: xr.DataArray) -> dict:
     """Per zonal wavenumber, ratios that locate an ensemble's errors (rows 70S..70N).
 
@@ -188,10 +206,7 @@ def spectral_calibration(members: xr.DataArray, truth: xr.DataArray) -> dict:
     calibrated ensemble.  Lists over wavenumbers 0..nlon/2.
     """
 
-    def power(x: xr.DataArray) -> np.ndarray:
-        s = metrics.zonal_power_spectrum(x.sel(lat=slice(70, -70)))
-        return s.mean([d for d in s.dims if d != "zonal_wavenumber"]).values
-
+    power = _zonal_power
     m, mean = members.sizes["member"], members.mean("member")
     pt, pe = power(truth), power(mean - truth)
     return {
@@ -315,7 +330,8 @@ def main() -> None:
     p.add_argument(
         "--spectra",
         action="store_true",
-        help="--ensembles: also the per-wavenumber member, mean, error and spread/error ratios",
+        help="per zonal wavenumber, each model's power over the truth's (--ensembles: the "
+        "members', the mean's, the error's and spread/error)",
     )
     args = p.parse_args()
     apply_ensemble_models(p, args, ENSEMBLES)
@@ -332,6 +348,12 @@ def main() -> None:
                 f"{m['semivariogram_error']:14.3f}"
             )
         print(f"{method:<17} AtmoDist distance to truth {r['atmodist_distance']:.4f}")
+    if args.spectra:
+        print(f"power / truth's per zonal wavenumber (70S..70N): {_k_header()}")
+        for method, r in res.items():
+            for n in ("vo", "d"):
+                x = r[n]["power_ratio"] = power_ratio(preds[method][n], preds["truth"][n])
+                print(f"{method + ' ' + n:<34} " + " ".join(f"{x[k]:6.2f}" for k in SPECTRA_K))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.figure:
@@ -348,6 +370,10 @@ def main() -> None:
                 "bicubic": res["bicubic"],
             }
             m.save(m.path)
+
+
+def _k_header() -> str:
+    return " ".join(f"{k:6d}" for k in SPECTRA_K)
 
 
 def ensembles_main(args) -> None:
@@ -376,7 +402,7 @@ def ensembles_main(args) -> None:
                 + " ".join(f"{x:.3f}" for x in r["rank_histogram"])
             )
     if args.spectra:
-        print(f"per zonal wavenumber (70S..70N): {' '.join(f'{k:6d}' for k in SPECTRA_K)}")
+        print(f"per zonal wavenumber (70S..70N): {_k_header()}")
         for key in ENSEMBLES:
             for n in ("vo", "d"):
                 r = res[key][n]["spectra"] = spectral_calibration(preds[key][n], preds["truth"][n])

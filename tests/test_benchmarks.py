@@ -162,6 +162,12 @@ def test_spectral_calibration_locates_spread_and_excess_power():
     assert max(r["error"][1:20]) < 1e-3 and min(r["member"][26:32]) > 1.5
     # the truth sits at the members' centre there: spread (M + 1) x the mean's error, not 1
     assert min(r["spread_error"][26:32]) > 5
+    # a deterministic model's counterpart of the member row
+    from benchmarks.eval_downscaling import power_ratio
+
+    np.testing.assert_allclose(power_ratio(truth, truth), 1)
+    np.testing.assert_allclose(power_ratio(2 * truth, truth), 4)
+    assert power_ratio(noisy.isel(member=0), truth)[1:20] == pytest.approx(r["member"][1:20], 0.05)
 
 
 def test_content_step_and_ensemble_rows():
