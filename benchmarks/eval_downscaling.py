@@ -13,7 +13,8 @@ The second form adds each model's power over the truth's per zonal wavenumber
 (:func:`power_ratio`); the third scores the sampling downscalers (CRPS,
 spread-skill, ranks, members' spectra; ``--spectra`` adds the per-wavenumber
 ratios of :func:`spectral_calibration`); the fourth a trial's models in their
-folders.
+folders.  ``--band K_MIN K_MAX`` scores the band spectral error on other zonal
+wavenumbers than :data:`BAND` (not with ``--update-cards``).
 
 Fields: vorticity and divergence of the 16 held-out simulator runs (seeds
 100000..100015, never used in training), every 8th time step, block-mean
@@ -316,6 +317,7 @@ def figure(preds: dict, path: Path) -> None:
 
 def main() -> None:
     """Print the table; optionally write the figure and the cards' metrics."""
+    global BAND
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/swe_100000_16.zarr")
     p.add_argument("--figure", default=None)
@@ -333,8 +335,20 @@ def main() -> None:
         help="per zonal wavenumber, each model's power over the truth's (--ensembles: the "
         "members', the mean's, the error's and spread/error)",
     )
+    p.add_argument(
+        "--band",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("K_MIN", "K_MAX"),
+        help=f"the band spectral error's zonal wavenumbers (default {BAND[0]} {BAND[1]})",
+    )
     args = p.parse_args()
     apply_ensemble_models(p, args, ENSEMBLES)
+    if args.band is not None:
+        if args.update_cards or not 0 < args.band[0] <= args.band[1]:
+            p.error(f"--band takes 0 < K_MIN <= K_MAX, without --update-cards; got {args.band}")
+        BAND = tuple(args.band)
     if args.ensembles:
         ensembles_main(args)
         return

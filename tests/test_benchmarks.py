@@ -222,3 +222,16 @@ def test_ensemble_models_option_of_both_evaluation_scripts():
     ):
         with pytest.raises(SystemExit):
             parse(*argv)
+
+
+@pytest.mark.parametrize("band", [["5", "2"], ["0", "8"]])
+def test_eval_downscaling_refuses_a_bad_band(monkeypatch, band):
+    import benchmarks.eval_downscaling as ev
+
+    monkeypatch.setattr("sys.argv", ["eval_downscaling", "--band", *band])
+    with pytest.raises(SystemExit):
+        ev.main()
+    monkeypatch.setattr("sys.argv", ["eval_downscaling", "--band", "17", "27", "--update-cards"])
+    with pytest.raises(SystemExit):
+        ev.main()
+    assert ev.BAND == (17, 31)
