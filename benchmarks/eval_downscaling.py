@@ -353,6 +353,7 @@ def main() -> None:
         ensembles_main(args)
         return
     res, preds = evaluate(args.data, extra=dict(e.split("=", 1) for e in args.extra))
+    print(f"band spectral error over zonal wavenumbers {BAND[0]}..{BAND[1]}")
     print(f"{'method':<17} {'var':<4} {'rmse/std':>9} {'band spec err':>14} {'variogram err':>14}")
     for method, r in res.items():
         for n in ("vo", "d"):
@@ -395,7 +396,8 @@ def ensembles_main(args) -> None:
     res, preds = evaluate_ensembles(args.data, members=args.members)
     det = res["deterministic_mae"]
     print(
-        f"{args.members} members; errors / truth std; deterministic MAE: "
+        f"{args.members} members; band {BAND[0]}..{BAND[1]}; errors / truth std; "
+        "deterministic MAE: "
         + ", ".join(f"{k} vo {v['vo']:.3f} d {v['d']:.3f}" for k, v in det.items())
     )
     head = [
