@@ -26,11 +26,18 @@ def apply_ensemble_models(p: argparse.ArgumentParser, args, table: dict) -> None
         return
     if not args.ensembles or args.update_cards:
         p.error("--ensemble-models goes with --ensembles and without --update-cards")
-    bad = [e for e in args.ensemble_models if "=" not in e.strip("=")]
-    if bad or not args.ensemble_models:
-        p.error(
-            f"--ensemble-models takes LABEL=MODEL entries (e.g. atmodist-ens=data/trial/model); "
-            f"got {args.ensemble_models!r}"
-        )
+    if not args.ensemble_models:
+        p.error("--ensemble-models takes one LABEL=MODEL entry or more; got none")
+    models = label_models(p, "--ensemble-models", args.ensemble_models)
     table.clear()
-    table.update(e.split("=", 1) for e in args.ensemble_models)
+    table.update(models)
+
+
+def label_models(p: argparse.ArgumentParser, option: str, entries: list[str]) -> dict:
+    """``{label: model}`` of ``option``'s ``LABEL=MODEL`` entries; others are refused."""
+    bad = [e for e in entries if "=" not in e.strip("=")]
+    if bad:
+        p.error(
+            f"{option} takes LABEL=MODEL entries (e.g. atmodist-ens=data/trial/model); got {bad!r}"
+        )
+    return dict(e.split("=", 1) for e in entries)

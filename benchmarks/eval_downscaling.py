@@ -45,7 +45,7 @@ import xarray as xr
 import xatmodist
 from xatmodist import metrics
 
-from ._cli import add_ensemble_models, apply_ensemble_models
+from ._cli import add_ensemble_models, apply_ensemble_models, label_models
 
 MODELS = {
     "l2": "downscale-swe-vd-x4-l2",
@@ -82,8 +82,13 @@ def bicubic(coarse: xr.Dataset, like: xr.Dataset, factor: int = 4, halo: int = 4
     return out
 
 
-def evaluate(path: str, stride: int = 8, extra: dict | None = None) -> tuple[dict, dict]:
-    """Metrics per method and variable, and the predictions (``extra``: more models)."""
+def evaluate(
+    path: str, stride: int = 8, extra: dict | None = None, k_band: tuple[int, int] = BAND
+) -> tuple[dict, dict]:
+    """Metrics per method and variable, and the predictions (``extra``: more models).
+
+    ``k_band``: the zonal wavenumbers of the band spectral error.
+    """
     truth = xr.open_zarr(path)[["vo", "d"]].isel(time=slice(0, None, stride)).load()
     coarse = truth.coarsen(lat=4, lon=4).mean()
     preds = {"bicubic": bicubic(coarse, truth)}
@@ -106,7 +111,7 @@ def evaluate(path: str, stride: int = 8, extra: dict | None = None) -> tuple[dic
             res[method][n] = {
                 "rmse": float(metrics.rmse(p[n], truth[n])) / float(truth[n].std()),
                 "band_spectral_error": float(
-                    metrics.spectral_error(pb[n], band[n], k_min=BAND[0], k_max=BAND[1])
+                    metrics.spectral_error(pb[n], band[n], k_min=k_band[0], k_max=k_band[1])
                 ),
                 "semivariogram_error": float(np.nanmean(np.abs(np.log(g_p / g_t)))),
             }
@@ -124,7 +129,9 @@ def mae(pred: xr.DataArray, truth: xr.DataArray) -> float:
     return float((abs(pred - truth) * w).sum() / w.sum())
 
 
-def ensemble_scores(members: xr.Dataset, truth: xr.Dataset, edges, band) -> dict:
+def ensemble_scores(
+    members: xr.Dataset, truth: xr.Dataset, edges, band, k_band: tuple[int, int] = BAND
+) -> dict:
     """Probabilistic scores of ``members`` (a ``member`` dim) against ``truth``, per variable.
 
     ``crps``: :func:`xskillscore.crps_ensemble` (latitude-weighted mean);
@@ -157,7 +164,7 @@ def ensemble_scores(members: xr.Dataset, truth: xr.Dataset, edges, band) -> dict
             spec.append(
                 float(
                     metrics.spectral_error(
-                        ek.sel(lat=slice(70, -70)), band[n], k_min=BAND[0], k_max=BAND[1]
+                        ek.sel(lat=slice(70, -70)), band[n], k_min=k_band[0], k_max=k_band[1]
                     )
                 )
             )
@@ -207,18 +214,23 @@ def spectral_calibration(members: xr.DataArray, truth: xr.DataArray) -> dict:
     calibrated ensemble.  Lists over wavenumbers 0..nlon/2.
     """
 
-    power = _zonal_power
     m, mean = members.sizes["member"], members.mean("member")
-    pt, pe = power(truth), power(mean - truth)
+    pt, pe = _zonal_power(truth), _zonal_power(mean - truth)
     return {
-        "member": (power(members) / pt).tolist(),
-        "mean": (power(mean) / pt).tolist(),
+        "member": (_zonal_power(members) / pt).tolist(),
+        "mean": (_zonal_power(mean) / pt).tolist(),
         "error": (pe / pt).tolist(),
-        "spread_error": (power(members - mean) * (m + 1) / (m - 1) / pe).tolist(),
+        "spread_error": (_zonal_power(members - mean) * (m + 1) / (m - 1) / pe).tolist(),
     }
 
 
-def evaluate_ensembles(path: str, stride: int = 8, members: int = MEMBERS, seed: int = 0):
+def evaluate_ensembles(
+    path: str,
+    stride: int = 8,
+    members: int = MEMBERS,
+    seed: int = 0,
+    k_band: tuple[int, int] = BAND,
+):
     """:func:`ensemble_scores` of each of ``ENSEMBLES`` beside the deterministic models' MAE.
 
     The same held-out fields as :func:`evaluate`; ``members`` samples per field
@@ -242,11 +254,11 @@ def evaluate_ensembles(path: str, stride: int = 8, members: int = MEMBERS, seed:
         e = xatmodist.downscale(coarse, model=name, members=members, seed=seed)
         e = e.transpose("member", *truth.vo.dims).assign_coords(lat=truth.lat, lon=truth.lon)
         preds[key] = e
-        res[key] = ensemble_scores(e, truth, edges, band)
+        res[key] = ensemble_scores(e, truth, edges, band, k_band)
     return res, {"truth": truth, **dets, **preds}
 
 
-def ensemble_figure(preds: dict, path: Path) -> None:
+def ensemble_figure(preds: dict, path: Path, k_band: tuple[int, int] = BAND) -> None:
     """Members beside the truth (vorticity and divergence); spectra of members vs truth."""
     import matplotlib
 
@@ -278,7 +290,7 @@ def ensemble_figure(preds: dict, path: Path) -> None:
                 ax.loglog(
                     s.zonal_wavenumber[1:], s[1:], label=k + (" (members)" if k == key else "")
                 )
-            ax.axvspan(*BAND, color="0.9")
+            ax.axvspan(*k_band, color="0.9")
             ax.set_title(f"{n} spectra", fontsize=9)
             ax.legend(fontsize=7)
     fig.tight_layout()
@@ -286,7 +298,7 @@ def ensemble_figure(preds: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def figure(preds: dict, path: Path) -> None:
+def figure(preds: dict, path: Path, k_band: tuple[int, int] = BAND) -> None:
     """Spectra overlay and sample fields side by side."""
     import matplotlib
 
@@ -300,7 +312,7 @@ def figure(preds: dict, path: Path) -> None:
             [d for d in ds.vo.dims if d not in ("lat", "lon")]
         )
         ax.loglog(s.zonal_wavenumber[1:], s[1:], label=key, lw=2 if key == "truth" else 1.2)
-    ax.axvspan(*BAND, color="0.9")
+    ax.axvspan(*k_band, color="0.9")
     ax.set(xlabel="zonal wavenumber", ylabel="power (s-2)", title="vorticity spectra")
     ax.legend()
     for i, (key, ds) in enumerate(preds.items()):
@@ -317,7 +329,6 @@ def figure(preds: dict, path: Path) -> None:
 
 def main() -> None:
     """Print the table; optionally write the figure and the cards' metrics."""
-    global BAND
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/swe_100000_16.zarr")
     p.add_argument("--figure", default=None)
@@ -348,12 +359,13 @@ def main() -> None:
     if args.band is not None:
         if args.update_cards or not 0 < args.band[0] <= args.band[1]:
             p.error(f"--band takes 0 < K_MIN <= K_MAX, without --update-cards; got {args.band}")
-        BAND = tuple(args.band)
+    args.band = tuple(args.band or BAND)
     if args.ensembles:
         ensembles_main(args)
         return
-    res, preds = evaluate(args.data, extra=dict(e.split("=", 1) for e in args.extra))
-    print(f"band spectral error over zonal wavenumbers {BAND[0]}..{BAND[1]}")
+    extra = label_models(p, "--extra", args.extra)
+    res, preds = evaluate(args.data, extra=extra, k_band=args.band)
+    print(f"band spectral error over zonal wavenumbers {args.band[0]}..{args.band[1]}")
     print(f"{'method':<17} {'var':<4} {'rmse/std':>9} {'band spec err':>14} {'variogram err':>14}")
     for method, r in res.items():
         for n in ("vo", "d"):
@@ -372,7 +384,7 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.figure:
-        figure(preds, Path(args.figure))
+        figure(preds, Path(args.figure), args.band)
     if args.update_cards:
         for key, name in MODELS.items():
             m = xatmodist.load_model(name)
@@ -380,7 +392,7 @@ def main() -> None:
                 "data": "16 held-out shallow_water runs (seeds 100000..100015), every 8th "
                 "step, 4x block-mean coarsened",
                 "command": "python -m benchmarks.eval_downscaling --update-cards",
-                "band": list(BAND),
+                "band": list(args.band),
                 "this_model": res[key],
                 "bicubic": res["bicubic"],
             }
@@ -393,10 +405,10 @@ def _k_header() -> str:
 
 def ensembles_main(args) -> None:
     """``--ensembles``: print the probabilistic table; figure, JSON and cards on request."""
-    res, preds = evaluate_ensembles(args.data, members=args.members)
+    res, preds = evaluate_ensembles(args.data, members=args.members, k_band=args.band)
     det = res["deterministic_mae"]
     print(
-        f"{args.members} members; band {BAND[0]}..{BAND[1]}; errors / truth std; "
+        f"{args.members} members; band {args.band[0]}..{args.band[1]}; errors / truth std; "
         "deterministic MAE: "
         + ", ".join(f"{k} vo {v['vo']:.3f} d {v['d']:.3f}" for k, v in det.items())
     )
@@ -428,7 +440,7 @@ def ensembles_main(args) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.figure:
-        ensemble_figure(preds, Path(args.figure))
+        ensemble_figure(preds, Path(args.figure), args.band)
     if args.update_cards:
         for key, name in ENSEMBLES.items():
             m = xatmodist.load_model(name)
@@ -436,7 +448,7 @@ def ensembles_main(args) -> None:
                 "data": "16 held-out shallow_water runs (seeds 100000..100015), every 8th "
                 "step, 4x block-mean coarsened",
                 "command": "python -m benchmarks.eval_downscaling --ensembles --update-cards",
-                "band": list(BAND),
+                "band": list(args.band),
                 "members": res["members"],
                 "seed": res["seed"],
                 "this_model": res[key],

@@ -53,7 +53,7 @@ from scipy.sparse.linalg import spsolve
 
 import xatmodist
 
-from ._cli import add_ensemble_models, apply_ensemble_models
+from ._cli import add_ensemble_models, apply_ensemble_models, label_models
 
 MODELS = {"l2": "inpaint-swe-vd-l2", "atmodist": "inpaint-swe-vd"}
 #: the encoder of the atmodist_distance column (the one the AtmoDist inpainter was trained with)
@@ -391,7 +391,7 @@ def main() -> None:
     if args.ensembles:
         ensembles_main(args)
         return
-    extra = dict(e.split("=", 1) for e in args.extra)
+    extra = label_models(p, "--extra", args.extra)
     res, samples = evaluate(args.data, extra=extra)
     for hole, rows in res.items():
         print(f"\nhole {hole}")

@@ -222,6 +222,14 @@ def test_ensemble_models_option_of_both_evaluation_scripts():
     ):
         with pytest.raises(SystemExit):
             parse(*argv)
+    # --extra of both scripts: the same LABEL=MODEL entries
+    from benchmarks._cli import label_models
+
+    p = argparse.ArgumentParser()
+    assert label_models(p, "--extra", ["gan=data/t/m"]) == {"gan": "data/t/m"}
+    assert label_models(p, "--extra", []) == {}
+    with pytest.raises(SystemExit):
+        label_models(p, "--extra", ["data/t/m"])
 
 
 @pytest.mark.parametrize("band", [["5", "2"], ["0", "8"]])
